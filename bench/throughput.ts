@@ -1,0 +1,216 @@
+// Throughput of cacheismo vs Debian's memcached under the same memcaslap load.
+//
+//   bun run bench/throughput.ts [--seconds N] [--rounds N] [--target "<command with {port}>"]
+//
+// Per workload: start fresh servers, run memcaslap against each alternately for
+// --rounds rounds, keep each server's BEST round, then stop both. Prints the
+// machine, a summary table, and per-run checks (server-side hit ratio, client
+// misses, value verification, unexpected replies) so a broken server can't look fast.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import type { Subprocess } from "bun";
+import { runMemaslap, type MemaslapLoad, type MemaslapResult } from "./lib/memaslap.ts";
+import { stats } from "./lib/memcache.ts";
+import { freePort, killAll, killAllOnSignal, spawnLogged, stop, waitForMemcache } from "./lib/proc.ts";
+
+const MEMORY_MB: number = 64;
+const STARTUP_TIMEOUT_MS: number = 15_000;
+const MIN_HIT_RATIO: number = 0.99;
+const REPO_ROOT: string = resolve(import.meta.dir, "..");
+
+interface Workload extends MemaslapLoad {
+  name: string;
+}
+
+const BASE = { keyBytes: 32, setRatio: 0.1 } as const;
+const WORKLOADS: Workload[] = [
+  { ...BASE, name: "get:set 9:1, 32 B values", valueBytes: 32, keysPerGet: 1, connections: 16 },
+  // 8 connections x 1k-key windows x ~4.2 KB ≈ 35 MB live: fits in 64 MB, so gets should all hit.
+  { ...BASE, name: "get:set 9:1, 4 KB values", valueBytes: 4096, keysPerGet: 1, connections: 8 },
+  { ...BASE, name: "16-key multiget (9:1, 32 B; ops = keys)", valueBytes: 32, keysPerGet: 16, connections: 16 },
+];
+
+interface ServerSpec {
+  name: string;
+  /** argv with "{port}" placeholders. */
+  command: string[];
+}
+
+const argvFor = (spec: ServerSpec, port: number): string[] => spec.command.map((w) => w.replaceAll("{port}", String(port)));
+
+interface Run {
+  workload: string;
+  server: string;
+  round: number;
+  result: MemaslapResult | undefined;
+  error: string | undefined;
+  /** get_hits / (get_hits + get_misses) over the run, from the server's own stats. */
+  serverHitRatio: number | undefined;
+}
+
+function parseOptions(): { seconds: number; rounds: number; target: string } {
+  const { values } = parseArgs({
+    args: Bun.argv.slice(2),
+    options: {
+      seconds: { type: "string", default: "10" },
+      rounds: { type: "string", default: "2" },
+      target: { type: "string", default: `bun run src/main.ts -p {port} -m ${MEMORY_MB}` },
+    },
+  });
+  const seconds: number = Number(values.seconds);
+  const rounds: number = Number(values.rounds);
+  if (!Number.isInteger(seconds) || seconds < 1) throw new Error("--seconds must be a positive integer");
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error("--rounds must be a positive integer");
+  if (!values.target.includes("{port}")) throw new Error('--target must contain "{port}"');
+  return { seconds, rounds, target: values.target };
+}
+
+/** The target command split on whitespace (no shell quoting); -m is appended if absent so both servers get the same memory. */
+function targetSpec(template: string): ServerSpec {
+  const words: string[] = template.trim().split(/\s+/);
+  if (!words.includes("-m") && !words.includes("--memory-limit")) words.push("-m", String(MEMORY_MB));
+  return { name: "cacheismo", command: words };
+}
+
+const memcachedSpec: ServerSpec = {
+  name: "memcached",
+  command: [
+    "memcached", "-t", "1", "-m", String(MEMORY_MB), "-U", "0", "-l", "127.0.0.1", "-p", "{port}",
+    ...(process.getuid?.() === 0 ? ["-u", "root"] : []), // memcached refuses to run as root without -u
+  ],
+};
+
+function commandOutput(argv: string[]): string {
+  const result = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
+  return (result.stdout.toString() + result.stderr.toString()).trim().split("\n")[0] ?? "";
+}
+
+function printMachine(servers: ServerSpec[]): void {
+  console.log("## Machine\n");
+  console.log(`- nproc: ${commandOutput(["nproc"])}`);
+  console.log(`- bun --version: ${commandOutput(["bun", "--version"])}`);
+  console.log(`- memcached -V: ${commandOutput(["memcached", "-V"])}`);
+  console.log(`- load generator: ${commandOutput(["memcaslap", "--version"])} (1 thread)`);
+  for (const spec of servers) console.log(`- ${spec.name}: \`${spec.command.join(" ")}\``);
+  console.log("");
+}
+
+async function getCounters(port: number): Promise<{ hits: number; misses: number } | undefined> {
+  const s: Map<string, string> = await stats(port);
+  const hits: string | undefined = s.get("get_hits");
+  const misses: string | undefined = s.get("get_misses");
+  return hits === undefined || misses === undefined ? undefined : { hits: Number(hits), misses: Number(misses) };
+}
+
+async function measure(workload: Workload, server: ServerSpec, port: number, round: number, seconds: number, configPath: string): Promise<Run> {
+  const run: Run = { workload: workload.name, server: server.name, round, result: undefined, error: undefined, serverHitRatio: undefined };
+  process.stderr.write(`  round ${round} ${server.name} ... `);
+  try {
+    const before = await getCounters(port);
+    run.result = await runMemaslap(port, workload, seconds, configPath);
+    const after = await getCounters(port);
+    if (before && after) {
+      const hits: number = after.hits - before.hits;
+      const lookups: number = hits + after.misses - before.misses;
+      run.serverHitRatio = lookups === 0 ? undefined : hits / lookups;
+    }
+    process.stderr.write(`${run.result.opsPerSec} ops/s\n`);
+  } catch (error) {
+    run.error = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`FAILED\n`);
+  }
+  return run;
+}
+
+/** Why a run's number can't be trusted, or undefined if it looks sound. */
+function suspicion(run: Run): string | undefined {
+  if (run.error) return `failed: ${run.error}`;
+  const r = run.result!;
+  const problems: string[] = [];
+  if (run.serverHitRatio === undefined) problems.push("no get_hits/get_misses in stats");
+  else if (run.serverHitRatio < MIN_HIT_RATIO) problems.push(`server hit ratio ${(run.serverHitRatio * 100).toFixed(2)}%`);
+  if (r.clientGetMisses > 0) problems.push(`${r.clientGetMisses} client-side get misses`);
+  if (r.verifyFailed > 0) problems.push(`${r.verifyFailed} values failed verification`);
+  if (r.anomalies > 0) problems.push(`${r.anomalies} unexpected output lines, first: ${JSON.stringify(r.firstAnomaly)}`);
+  return problems.length ? problems.join("; ") : undefined;
+}
+
+function best(runs: Run[], workload: string, server: string): number | undefined {
+  const ops: number[] = runs.filter((r) => r.workload === workload && r.server === server && r.result).map((r) => r.result!.opsPerSec);
+  return ops.length ? Math.max(...ops) : undefined;
+}
+
+const fmt = (n: number | undefined): string => (n === undefined ? "failed" : n.toLocaleString("en-US"));
+
+/** Prints the tables; returns whether every run looked sound. */
+function printReport(runs: Run[], rounds: number): boolean {
+  console.log(`## Throughput (best of ${rounds} rounds per server)\n`);
+  console.log("| workload | memcached ops/s | cacheismo ops/s | ratio (ours/memcached) |");
+  console.log("| --- | ---: | ---: | ---: |");
+  for (const w of WORKLOADS) {
+    const theirs: number | undefined = best(runs, w.name, "memcached");
+    const ours: number | undefined = best(runs, w.name, "cacheismo");
+    const suspect: boolean = runs.some((r) => r.workload === w.name && suspicion(r) !== undefined);
+    const ratio: string = theirs && ours !== undefined ? (ours / theirs).toFixed(2) : "n/a";
+    console.log(`| ${w.name} | ${fmt(theirs)} | ${fmt(ours)} | ${ratio}${suspect ? " (suspect, see checks)" : ""} |`);
+  }
+
+  console.log("\n## Per-run checks\n");
+  console.log("| workload | server | round | ops/s | server hit ratio | client get misses | verify failed | unexpected lines |");
+  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const run of runs) {
+    const r: MemaslapResult | undefined = run.result;
+    const hit: string = run.serverHitRatio === undefined ? "n/a" : `${(run.serverHitRatio * 100).toFixed(2)}%`;
+    console.log(`| ${run.workload} | ${run.server} | ${run.round} | ${fmt(r?.opsPerSec)} | ${hit} | ${r?.clientGetMisses ?? "-"} | ${r?.verifyFailed ?? "-"} | ${r?.anomalies ?? "-"} |`);
+  }
+
+  const warnings: string[] = runs.flatMap((run) => {
+    const why: string | undefined = suspicion(run);
+    return why ? [`- ${run.workload} / ${run.server} / round ${run.round}: ${why}`] : [];
+  });
+  if (warnings.length) console.log(`\n## Warnings\n\n${warnings.join("\n")}`);
+  return warnings.length === 0;
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  const servers: ServerSpec[] = [memcachedSpec, targetSpec(options.target)];
+  printMachine(servers);
+
+  const workDir: string = mkdtempSync(join(tmpdir(), "cacheismo-bench-"));
+  const runs: Run[] = [];
+  let clean: boolean = false;
+  try {
+    for (const workload of WORKLOADS) {
+      process.stderr.write(`${workload.name}\n`);
+      // Fresh servers per workload: memcached's slab pages filled by one value size
+      // are slow to move to another, which would make later workloads fail stores.
+      const started: { spec: ServerSpec; port: number; proc: Subprocess }[] = [];
+      for (const spec of servers) {
+        const port: number = freePort();
+        const logPath: string = join(workDir, `${spec.name}.log`);
+        const proc: Subprocess = spawnLogged(argvFor(spec, port), logPath, REPO_ROOT);
+        started.push({ spec, port, proc });
+        await waitForMemcache(proc, port, logPath, STARTUP_TIMEOUT_MS);
+      }
+      for (let round = 1; round <= options.rounds; round++) {
+        // Alternate who goes first so slow drift (thermal, noisy neighbours) hits both alike.
+        const order = round % 2 === 1 ? started : [...started].reverse();
+        for (const { spec, port } of order) {
+          runs.push(await measure(workload, spec, port, round, options.seconds, join(workDir, "memaslap.cfg")));
+        }
+      }
+      await Promise.all(started.map(({ proc }) => stop(proc)));
+    }
+    clean = printReport(runs, options.rounds);
+  } finally {
+    await killAll();
+    if (clean) rmSync(workDir, { recursive: true, force: true });
+    else console.error(`\nserver logs kept in ${workDir}`);
+  }
+}
+
+killAllOnSignal();
+await main();

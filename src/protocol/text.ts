@@ -1,0 +1,580 @@
+/**
+ * The memcached text protocol for one connection: bytes in, replies into an OutputBuffer.
+ *
+ * Requests may arrive split at any byte or many per packet. A data event is parsed in place;
+ * only an incomplete tail is copied into `pending` to wait for more bytes. Keys and values are
+ * never turned into strings: they go from the input bytes to the store and from the store to
+ * the output buffer.
+ */
+import type { Config } from "../config.ts";
+import type { Counters, StatsSource } from "../stats.ts";
+import { statsLines } from "../stats.ts";
+import { KEY_MAX_BYTES } from "../store/item.ts";
+import { DeltaResult, type Store, StoreMode, StoreResult } from "../store/store.ts";
+import { PROTOCOL_VERSION } from "../version.ts";
+import { OutputBuffer } from "./output.ts";
+import * as R from "./replies.ts";
+
+/** memcached closes a connection whose line has no newline after this many bytes (unless get). */
+const MAX_LINE_BYTES = 2048;
+/** A multiget line may be longer; this bounds it (10,000 keys of 250 bytes fit). */
+const MAX_GET_LINE_BYTES = 4 * 1024 * 1024;
+const MAX_TOKENS = 24;
+
+/** What a connection's protocol needs from the server. */
+export interface ProtocolContext {
+  readonly store: Store;
+  readonly counters: Counters;
+  readonly config: Config;
+  readonly stats: StatsSource;
+  /** Runs a virtual key (`type:method:key:…`); null when the key is an ordinary key. */
+  readonly virtualKey: ((key: string) => Uint8Array | null) | null;
+  scheduleFlush(delaySeconds: number): void;
+  shutdown(): void;
+}
+
+const enum Step {
+  /** The request was handled; parsing continues at `next`. */
+  Done,
+  /** The request is not complete yet; wait for more bytes. */
+  NeedMore,
+  /** The connection must close after flushing what is queued. */
+  Close,
+}
+
+const latin1 = new TextDecoder("latin1");
+
+export class TextProtocol {
+  readonly out = new OutputBuffer();
+  /** Set when the connection should close once `out` is flushed. */
+  closing = false;
+  /** Set when parsing stopped because `out` reached --max-conn-buffer; `resume` goes on. */
+  blocked = false;
+  private pending = new Uint8Array(0);
+  private pendingLength = 0;
+  /** Bytes of a refused data block still to discard. */
+  private swallowLeft = 0;
+  private readonly starts = new Int32Array(MAX_TOKENS);
+  private readonly ends = new Int32Array(MAX_TOKENS);
+  private ntokens = 0;
+  /** Where the request after the current one starts. */
+  private next = 0;
+
+  constructor(private readonly ctx: ProtocolContext) {}
+
+  /** Parses as many requests of `chunk` (after any pending bytes) as output room allows. */
+  feed(chunk: Uint8Array): void {
+    if (this.closing) return;
+    if (this.pendingLength === 0) {
+      const used = this.parse(chunk, chunk.length);
+      if (used < chunk.length) this.keep(chunk, used, chunk.length);
+      return;
+    }
+    this.append(chunk);
+    this.resume();
+  }
+
+  /** Continues with input held back by backpressure. */
+  resume(): void {
+    if (this.closing || this.pendingLength === 0) return;
+    const buf = this.pending;
+    const used = this.parse(buf, this.pendingLength);
+    buf.copyWithin(0, used, this.pendingLength);
+    this.pendingLength -= used;
+  }
+
+  private keep(src: Uint8Array, from: number, to: number): void {
+    this.pendingLength = 0;
+    this.append(src.subarray(from, to));
+  }
+
+  private append(src: Uint8Array): void {
+    const need = this.pendingLength + src.length;
+    if (need > this.pending.length) {
+      const grown = new Uint8Array(Math.max(need, this.pending.length * 2, 4096));
+      grown.set(this.pending.subarray(0, this.pendingLength));
+      this.pending = grown;
+    }
+    this.pending.set(src, this.pendingLength);
+    this.pendingLength = need;
+  }
+
+  /** Handles complete requests in buf[0, end); returns how many bytes were used. */
+  private parse(buf: Uint8Array, end: number): number {
+    let pos = 0;
+    const limit = this.ctx.config.maxConnBufferBytes;
+    this.blocked = false;
+    while (pos < end) {
+      if (this.swallowLeft > 0) {
+        const n = Math.min(this.swallowLeft, end - pos);
+        this.swallowLeft -= n;
+        pos += n;
+        continue;
+      }
+      if (this.out.length >= limit) {
+        this.blocked = true; // backpressure: the rest waits until the socket drains
+        break;
+      }
+      let nl = buf.indexOf(10, pos);
+      if (nl >= end) nl = -1;
+      if (nl < 0) {
+        if (this.lineTooLong(buf, pos, end)) this.closing = true;
+        break;
+      }
+      const step = this.request(buf, pos, nl, end);
+      if (step === Step.NeedMore) break;
+      if (step === Step.Close) {
+        this.closing = true;
+        return end;
+      }
+      pos = this.next;
+    }
+    return pos;
+  }
+
+  private lineTooLong(buf: Uint8Array, pos: number, end: number): boolean {
+    const len = end - pos;
+    if (len <= MAX_LINE_BYTES) return false;
+    const isGet = buf[pos] === 103 && buf[pos + 1] === 101 && (buf[pos + 2] === 116 || buf[pos + 2] === 97);
+    return !isGet || len > MAX_GET_LINE_BYTES;
+  }
+
+  /** One request whose line is buf[pos, nl]. Sets this.next when done. */
+  private request(buf: Uint8Array, pos: number, nl: number, end: number): Step {
+    let lineEnd = nl;
+    if (lineEnd > pos && buf[lineEnd - 1] === 13) lineEnd--;
+    this.next = nl + 1;
+    this.tokenize(buf, pos, lineEnd);
+    const out = this.out;
+    if (this.ntokens === 0) {
+      out.put(R.R_ERROR);
+      return Step.Done;
+    }
+    const s = this.starts[0];
+    const len = this.ends[0] - s;
+    const c0 = buf[s];
+    switch (len) {
+      case 3:
+        if (c0 === 103 && buf[s + 1] === 101 && buf[s + 2] === 116) return this.get(buf, lineEnd, false, false); // get
+        if (c0 === 115 && buf[s + 1] === 101 && buf[s + 2] === 116) return this.update(buf, nl, end, StoreMode.Set); // set
+        if (c0 === 97 && buf[s + 1] === 100 && buf[s + 2] === 100) return this.update(buf, nl, end, StoreMode.Add); // add
+        if (c0 === 99 && buf[s + 1] === 97 && buf[s + 2] === 115) return this.update(buf, nl, end, StoreMode.Cas); // cas
+        if (c0 === 103 && buf[s + 1] === 97 && buf[s + 2] === 116) return this.get(buf, lineEnd, false, true); // gat
+        break;
+      case 4:
+        if (this.is(buf, 0, "gets")) return this.get(buf, lineEnd, true, false);
+        if (this.is(buf, 0, "incr")) return this.delta(buf, true);
+        if (this.is(buf, 0, "decr")) return this.delta(buf, false);
+        if (this.is(buf, 0, "gats")) return this.get(buf, lineEnd, true, true);
+        if (this.is(buf, 0, "quit")) return Step.Close;
+        break;
+      case 5:
+        if (this.is(buf, 0, "touch")) return this.touch(buf);
+        if (this.is(buf, 0, "stats")) return this.stats(buf);
+        break;
+      case 6:
+        if (this.is(buf, 0, "delete")) return this.remove(buf);
+        if (this.is(buf, 0, "append")) return this.update(buf, nl, end, StoreMode.Append);
+        break;
+      case 7:
+        if (this.is(buf, 0, "replace")) return this.update(buf, nl, end, StoreMode.Replace);
+        if (this.is(buf, 0, "prepend")) return this.update(buf, nl, end, StoreMode.Prepend);
+        if (this.is(buf, 0, "version")) {
+          out.putAscii(`VERSION ${PROTOCOL_VERSION}\r\n`);
+          return Step.Done;
+        }
+        break;
+      case 8:
+        if (this.is(buf, 0, "shutdown")) return this.shutdown();
+        break;
+      case 9:
+        if (this.is(buf, 0, "flush_all")) return this.flushAll(buf);
+        if (this.is(buf, 0, "verbosity")) return this.verbosity(buf);
+        break;
+    }
+    out.put(R.R_ERROR);
+    return Step.Done;
+  }
+
+  /** Splits buf[pos, end) on spaces into at most MAX_TOKENS tokens (runs of spaces collapse). */
+  private tokenize(buf: Uint8Array, pos: number, end: number): void {
+    let n = 0;
+    let i = pos;
+    while (i < end && n < MAX_TOKENS) {
+      while (i < end && buf[i] === 32) i++;
+      if (i >= end) break;
+      const start = i;
+      while (i < end && buf[i] !== 32) i++;
+      this.starts[n] = start;
+      this.ends[n] = i;
+      n++;
+    }
+    this.ntokens = n;
+  }
+
+  private is(buf: Uint8Array, token: number, word: string): boolean {
+    const s = this.starts[token];
+    if (this.ends[token] - s !== word.length) return false;
+    for (let i = 0; i < word.length; i++) if (buf[s + i] !== word.charCodeAt(i)) return false;
+    return true;
+  }
+
+  private noreply(buf: Uint8Array): boolean {
+    return this.is(buf, this.ntokens - 1, "noreply");
+  }
+
+  // ---- retrieval ----
+
+  private get(buf: Uint8Array, lineEnd: number, withCas: boolean, touch: boolean): Step {
+    const out = this.out;
+    const { store, counters } = this.ctx;
+    let exptime = 0;
+    let i = this.ends[0];
+    if (touch) {
+      if (this.ntokens < 3) {
+        out.put(R.R_ERROR);
+        return Step.Done;
+      }
+      exptime = parseSigned(buf, this.starts[1], this.ends[1]);
+      if (Number.isNaN(exptime)) {
+        out.put(R.R_BAD_EXPTIME);
+        return Step.Done;
+      }
+      i = this.ends[1];
+    } else if (this.ntokens < 2) {
+      out.put(R.R_ERROR);
+      return Step.Done;
+    }
+    const start = out.length;
+    const virtualKey = this.ctx.virtualKey;
+    while (i < lineEnd) {
+      while (i < lineEnd && buf[i] === 32) i++;
+      if (i >= lineEnd) break;
+      const k = i;
+      let colon = false;
+      while (i < lineEnd && buf[i] !== 32) {
+        if (buf[i] === 58) colon = true;
+        i++;
+      }
+      const klen = i - k;
+      if (klen > KEY_MAX_BYTES) {
+        out.length = start;
+        out.put(R.R_BAD_FORMAT);
+        return Step.Done;
+      }
+      if (touch) counters.cmd_touch++;
+      counters.cmd_get++;
+      if (colon && virtualKey !== null) {
+        const reply = virtualKey(latin1.decode(buf.subarray(k, i)));
+        if (reply !== null) {
+          counters.get_hits++;
+          out.put(reply);
+          continue;
+        }
+      }
+      const it = touch ? store.getAndTouch(buf, k, klen, exptime) : store.get(buf, k, klen);
+      if (it === 0) {
+        counters.get_misses++;
+        if (touch) counters.touch_misses++;
+        continue;
+      }
+      counters.get_hits++;
+      if (touch) counters.touch_hits++;
+      this.writeValue(buf, k, klen, it, withCas);
+    }
+    out.put(R.R_END);
+    return Step.Done;
+  }
+
+  private writeValue(key: Uint8Array, k: number, klen: number, it: number, withCas: boolean): void {
+    const out = this.out;
+    const store = this.ctx.store;
+    const vlen = store.valueLength(it);
+    out.put(R.R_VALUE);
+    out.putBytes(key, k, klen);
+    out.putByte(32);
+    out.putDecimal(store.flagsOf(it));
+    out.putByte(32);
+    out.putDecimal(vlen);
+    if (withCas) {
+      out.putByte(32);
+      out.putDecimal(store.casOf(it));
+    }
+    out.reserve(vlen + 4);
+    out.bytes[out.length++] = 13;
+    out.bytes[out.length++] = 10;
+    out.length += store.copyValueTo(it, out.bytes, out.length);
+    out.bytes[out.length++] = 13;
+    out.bytes[out.length++] = 10;
+  }
+
+  // ---- storage ----
+
+  private update(buf: Uint8Array, nl: number, end: number, mode: StoreMode): Step {
+    const out = this.out;
+    const isCas = mode === StoreMode.Cas;
+    const n = this.ntokens;
+    if (isCas ? n !== 6 && n !== 7 : n !== 5 && n !== 6) {
+      out.put(R.R_ERROR);
+      return Step.Done;
+    }
+    const noreply = n === (isCas ? 7 : 6) && this.noreply(buf);
+    const flags = parseUnsigned(buf, this.starts[2], this.ends[2]);
+    const exptime = parseSigned(buf, this.starts[3], this.ends[3]);
+    const vlen = parseSigned(buf, this.starts[4], this.ends[4]);
+    const cas = isCas ? parseUnsigned(buf, this.starts[5], this.ends[5]) : 0;
+    if (flags < 0 || flags > 0xffffffff || Number.isNaN(exptime) || Number.isNaN(vlen) || vlen < 0 || vlen > 0x7ffffffd || cas < 0) {
+      this.reply(noreply, R.R_BAD_FORMAT);
+      return Step.Done;
+    }
+    const keyStart = this.starts[1];
+    const keyLen = this.ends[1] - keyStart;
+    const { store, counters } = this.ctx;
+    if (keyLen > KEY_MAX_BYTES) {
+      // The data block cannot be meant as a command: discard it.
+      this.reply(noreply, R.R_BAD_FORMAT);
+      this.swallowLeft = vlen + 2;
+      return Step.Done;
+    }
+    if (vlen + keyLen + 48 > store.maxItemBytes) {
+      counters.cmd_set++;
+      if (mode === StoreMode.Set) store.delete(buf, keyStart, keyLen);
+      this.reply(noreply, R.R_TOO_LARGE);
+      this.swallowLeft = vlen + 2;
+      return Step.Done;
+    }
+    const dataStart = nl + 1;
+    if (dataStart + vlen + 2 > end) return Step.NeedMore;
+    this.next = dataStart + vlen + 2;
+    counters.cmd_set++;
+    if (buf[dataStart + vlen] !== 13 || buf[dataStart + vlen + 1] !== 10) {
+      this.reply(noreply, R.R_BAD_CHUNK);
+      return Step.Done;
+    }
+    const result = store.store(mode, buf, keyStart, keyLen, flags, exptime, buf, dataStart, vlen, cas);
+    if (isCas) {
+      if (result === StoreResult.Stored) counters.cas_hits++;
+      else if (result === StoreResult.Exists) counters.cas_badval++;
+      else if (result === StoreResult.NotFound) counters.cas_misses++;
+    }
+    this.reply(noreply, storeReply(result));
+    return Step.Done;
+  }
+
+  private delta(buf: Uint8Array, incr: boolean): Step {
+    const n = this.ntokens;
+    if (n !== 3 && n !== 4) {
+      this.out.put(R.R_ERROR);
+      return Step.Done;
+    }
+    const noreply = n === 4 && this.noreply(buf);
+    const keyStart = this.starts[1];
+    const keyLen = this.ends[1] - keyStart;
+    if (keyLen > KEY_MAX_BYTES) {
+      this.reply(noreply, R.R_BAD_FORMAT);
+      return Step.Done;
+    }
+    const amount = parseU64(buf, this.starts[2], this.ends[2]);
+    if (amount < 0n) {
+      this.reply(noreply, R.R_BAD_DELTA);
+      return Step.Done;
+    }
+    const { store, counters } = this.ctx;
+    const result = store.delta(buf, keyStart, keyLen, incr, amount);
+    if (result === DeltaResult.NotFound) {
+      if (incr) counters.incr_misses++;
+      else counters.decr_misses++;
+      this.reply(noreply, R.R_NOT_FOUND);
+    } else if (result === DeltaResult.NonNumeric) {
+      this.reply(noreply, R.R_NON_NUMERIC);
+    } else if (result === DeltaResult.NoMemory) {
+      this.reply(noreply, R.R_NO_MEMORY);
+    } else {
+      if (incr) counters.incr_hits++;
+      else counters.decr_hits++;
+      if (!noreply) this.out.putAscii(`${store.lastDelta}\r\n`);
+    }
+    return Step.Done;
+  }
+
+  private touch(buf: Uint8Array): Step {
+    const n = this.ntokens;
+    if (n !== 3 && n !== 4) {
+      this.out.put(R.R_ERROR);
+      return Step.Done;
+    }
+    const noreply = n === 4 && this.noreply(buf);
+    const keyStart = this.starts[1];
+    const keyLen = this.ends[1] - keyStart;
+    if (keyLen > KEY_MAX_BYTES) {
+      this.reply(noreply, R.R_BAD_FORMAT);
+      return Step.Done;
+    }
+    const exptime = parseSigned(buf, this.starts[2], this.ends[2]);
+    if (Number.isNaN(exptime)) {
+      this.reply(noreply, R.R_BAD_EXPTIME);
+      return Step.Done;
+    }
+    const { store, counters } = this.ctx;
+    counters.cmd_touch++;
+    if (store.touch(buf, keyStart, keyLen, exptime)) {
+      counters.touch_hits++;
+      this.reply(noreply, R.R_TOUCHED);
+    } else {
+      counters.touch_misses++;
+      this.reply(noreply, R.R_NOT_FOUND);
+    }
+    return Step.Done;
+  }
+
+  private remove(buf: Uint8Array): Step {
+    const n = this.ntokens;
+    if (n < 2 || n > 4) {
+      this.out.put(R.R_ERROR);
+      return Step.Done;
+    }
+    const noreply = this.noreply(buf);
+    if (n > 2) {
+      const holdIsZero = this.is(buf, 2, "0");
+      const valid = (n === 3 && (holdIsZero || noreply)) || (n === 4 && holdIsZero && noreply);
+      if (!valid) {
+        this.out.put(R.R_BAD_DELETE);
+        return Step.Done;
+      }
+    }
+    const keyStart = this.starts[1];
+    const keyLen = this.ends[1] - keyStart;
+    if (keyLen > KEY_MAX_BYTES) {
+      this.reply(noreply, R.R_BAD_FORMAT);
+      return Step.Done;
+    }
+    const { store, counters } = this.ctx;
+    if (store.delete(buf, keyStart, keyLen)) {
+      counters.delete_hits++;
+      this.reply(noreply, R.R_DELETED);
+    } else {
+      counters.delete_misses++;
+      this.reply(noreply, R.R_NOT_FOUND);
+    }
+    return Step.Done;
+  }
+
+  // ---- other commands ----
+
+  private flushAll(buf: Uint8Array): Step {
+    const n = this.ntokens;
+    if (n > 3) {
+      this.out.put(R.R_ERROR);
+      return Step.Done;
+    }
+    const noreply = n > 1 && this.noreply(buf);
+    let delay = 0;
+    if (n === 3 || (n === 2 && !noreply)) {
+      delay = parseSigned(buf, this.starts[1], this.ends[1]);
+      if (Number.isNaN(delay)) {
+        this.reply(noreply, R.R_BAD_FORMAT);
+        return Step.Done;
+      }
+    }
+    this.ctx.counters.cmd_flush++;
+    if (delay > 0) this.ctx.scheduleFlush(delay);
+    else this.ctx.store.flushAll();
+    this.reply(noreply, R.R_OK);
+    return Step.Done;
+  }
+
+  private verbosity(buf: Uint8Array): Step {
+    const n = this.ntokens;
+    if (n < 2 || n > 3) {
+      this.out.put(R.R_ERROR);
+      return Step.Done;
+    }
+    this.reply(this.noreply(buf), R.R_OK);
+    return Step.Done;
+  }
+
+  private stats(buf: Uint8Array): Step {
+    const out = this.out;
+    if (this.ntokens === 2 && this.is(buf, 1, "reset")) {
+      this.ctx.counters.reset();
+      this.ctx.store.counters.evictions = 0;
+      this.ctx.store.counters.reclaimed = 0;
+      this.ctx.store.counters.totalItems = 0;
+      out.put(R.R_RESET);
+      return Step.Done;
+    }
+    const group = this.ntokens >= 2 ? latin1.decode(buf.subarray(this.starts[1], this.ends[1])) : "";
+    const lines = statsLines(this.ctx.stats, group);
+    if (lines === null) {
+      out.put(R.R_ERROR);
+      return Step.Done;
+    }
+    for (const [name, value] of lines) out.putAscii(`STAT ${name} ${value}\r\n`);
+    out.put(R.R_END);
+    return Step.Done;
+  }
+
+  private shutdown(): Step {
+    if (!this.ctx.config.enableShutdown) {
+      this.out.put(R.R_SHUTDOWN_DISABLED);
+      return Step.Done;
+    }
+    this.ctx.shutdown();
+    return Step.Close;
+  }
+
+  private reply(noreply: boolean, constant: Uint8Array): void {
+    if (!noreply) this.out.put(constant);
+  }
+}
+
+function storeReply(result: StoreResult): Uint8Array {
+  switch (result) {
+    case StoreResult.Stored:
+      return R.R_STORED;
+    case StoreResult.NotStored:
+      return R.R_NOT_STORED;
+    case StoreResult.Exists:
+      return R.R_EXISTS;
+    case StoreResult.NotFound:
+      return R.R_NOT_FOUND;
+    case StoreResult.TooLarge:
+      return R.R_TOO_LARGE;
+    default:
+      return R.R_NO_MEMORY;
+  }
+}
+
+/** Unsigned decimal of up to 20 digits (exact below 2^53), or -1 when the token is not one. */
+export function parseUnsigned(buf: Uint8Array, s: number, e: number): number {
+  if (s >= e || e - s > 20) return -1;
+  let n = 0;
+  for (let i = s; i < e; i++) {
+    const d = buf[i] - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/** Signed decimal (an optional leading '-'), or NaN when the token is not one. */
+export function parseSigned(buf: Uint8Array, s: number, e: number): number {
+  if (s < e && buf[s] === 45) {
+    const n = parseUnsigned(buf, s + 1, e);
+    return n < 0 ? Number.NaN : -n;
+  }
+  const n = parseUnsigned(buf, s, e);
+  return n < 0 ? Number.NaN : n;
+}
+
+const U64_MAX = 18446744073709551615n;
+
+/** Unsigned 64-bit decimal, or -1n when the token is not one. */
+export function parseU64(buf: Uint8Array, s: number, e: number): bigint {
+  if (s >= e || e - s > 20) return -1n;
+  const small = parseUnsigned(buf, s, e);
+  if (small < 0) return -1n;
+  if (small <= Number.MAX_SAFE_INTEGER) return BigInt(small);
+  const n = BigInt(latin1.decode(buf.subarray(s, e)));
+  return n <= U64_MAX ? n : -1n;
+}

@@ -1,0 +1,165 @@
+/**
+ * The TCP side: Bun.listen, one TextProtocol per connection, one socket write per data event,
+ * backpressure (a connection whose unsent output passes --max-conn-buffer stops being read until
+ * `drain` empties it), the connection limit and the idle timeout.
+ */
+import type { Socket, TCPSocketListener } from "bun";
+import type { Config } from "./config.ts";
+import { type ProtocolContext, TextProtocol } from "./protocol/text.ts";
+import { R_TOO_MANY_CONNECTIONS } from "./protocol/replies.ts";
+import { Counters, type StatsSource } from "./stats.ts";
+import { Store } from "./store/store.ts";
+
+interface Connection {
+  readonly protocol: TextProtocol;
+  paused: boolean;
+  rejected: boolean;
+}
+
+export interface ServerHooks {
+  /** Runs a virtual key; null when the key is an ordinary key. */
+  virtualKey?: ((key: string) => Uint8Array | null) | null;
+  extraStats?: (() => [string, string | number][])[];
+  /** Called after the `shutdown` command (when enabled) stopped the server. */
+  onShutdown?: () => void;
+}
+
+export class CacheServer implements StatsSource {
+  readonly store: Store;
+  readonly counters = new Counters();
+  readonly startedAt: number;
+  readonly extraStats: (() => [string, string | number][])[];
+  private listener: TCPSocketListener<Connection> | undefined;
+  private readonly sockets = new Set<Socket<Connection>>();
+  private readonly context: ProtocolContext;
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    readonly config: Config,
+    private readonly hooks: ServerHooks = {},
+  ) {
+    this.store = new Store({ memoryBytes: config.memoryLimitMb * 1024 * 1024, maxItemBytes: config.maxItemSizeBytes });
+    this.startedAt = this.store.clock.now;
+    this.extraStats = hooks.extraStats ?? [];
+    this.context = {
+      store: this.store,
+      counters: this.counters,
+      config,
+      stats: this,
+      virtualKey: hooks.virtualKey ?? null,
+      scheduleFlush: (delay) => this.scheduleFlush(delay),
+      shutdown: () => {
+        void this.stop().then(() => this.hooks.onShutdown?.());
+      },
+    };
+  }
+
+  get port(): number {
+    return this.listener?.port ?? this.config.port;
+  }
+
+  get hostname(): string {
+    return this.config.listen;
+  }
+
+  start(): void {
+    this.store.clock.start();
+    const server = this;
+    this.listener = Bun.listen<Connection>({
+      hostname: this.config.listen,
+      port: this.config.port,
+      socket: {
+        open(socket) {
+          server.open(socket);
+        },
+        data(socket, chunk) {
+          server.counters.bytes_read += chunk.length;
+          if (socket.data.rejected) return;
+          socket.data.protocol.feed(chunk);
+          server.flush(socket);
+        },
+        drain(socket) {
+          server.flush(socket);
+        },
+        timeout(socket) {
+          socket.end();
+        },
+        close(socket) {
+          server.sockets.delete(socket);
+          if (!socket.data.rejected) server.counters.curr_connections--;
+        },
+        error(socket) {
+          socket.end();
+        },
+      },
+    });
+  }
+
+  /** Stops listening and closes every connection. */
+  async stop(): Promise<void> {
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.store.clock.stop();
+    this.listener?.stop(true);
+    this.listener = undefined;
+    for (const socket of this.sockets) socket.end();
+    this.sockets.clear();
+  }
+
+  private open(socket: Socket<Connection>): void {
+    const rejected = this.counters.curr_connections >= this.config.connLimit;
+    socket.data = { protocol: new TextProtocol(this.context), paused: false, rejected };
+    this.counters.total_connections++;
+    if (rejected) {
+      this.counters.rejected_connections++;
+      socket.write(R_TOO_MANY_CONNECTIONS);
+      socket.end();
+      return;
+    }
+    this.counters.curr_connections++;
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    if (this.config.idleTimeoutSeconds > 0) socket.timeout(this.config.idleTimeoutSeconds);
+  }
+
+  /** Writes what the socket takes; parses held-back input while output has room. */
+  private flush(socket: Socket<Connection>): void {
+    const conn = socket.data;
+    const protocol = conn.protocol;
+    const out = protocol.out;
+    const limit = this.config.maxConnBufferBytes;
+    for (;;) {
+      if (out.length > 0) {
+        const written = socket.write(out.bytes, 0, out.length);
+        if (written > 0) {
+          this.counters.bytes_written += written;
+          out.consume(written);
+        }
+      }
+      if (out.length === 0 && protocol.blocked) {
+        protocol.resume(); // input held back by backpressure: go on now that output drained
+        if (out.length > 0) continue;
+      }
+      break;
+    }
+    if (out.length >= limit || protocol.blocked) {
+      if (!conn.paused) {
+        conn.paused = true;
+        this.counters.conn_yields++;
+        socket.pause();
+      }
+    } else if (conn.paused) {
+      conn.paused = false;
+      socket.resume();
+    }
+    if (protocol.closing && out.length === 0) socket.end();
+  }
+
+  private scheduleFlush(delaySeconds: number): void {
+    // As in memcached, a later flush_all replaces a pending delayed one.
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.store.flushAll();
+    }, delaySeconds * 1000);
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Server time in whole unix seconds, as memcached keeps it: read once a second by a timer
+ * rather than per request. Tests may move it by hand.
+ */
+export const MAX_RELATIVE_EXPTIME = 60 * 60 * 24 * 30;
+
+export class Clock {
+  now = Math.floor(Date.now() / 1000);
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  start(): void {
+    this.timer ??= setInterval(() => this.tick(), 1000);
+    this.timer.unref?.();
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  tick(): void {
+    this.now = Math.floor(Date.now() / 1000);
+  }
+
+  /**
+   * memcached's exptime rules: 0 never expires, negative is already expired, up to 30 days is
+   * relative to now, above that an absolute unix time. Returns absolute seconds (0 = never).
+   */
+  expiryFor(exptime: number): number {
+    if (exptime === 0) return 0;
+    if (exptime < 0) return 1;
+    if (exptime > MAX_RELATIVE_EXPTIME) return exptime <= this.now ? 1 : exptime;
+    return this.now + exptime;
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Layout of an item in the arena. An item's first extent starts with a 48-byte header, then the
+ * key, then the value; a value that did not fit one contiguous block continues in further
+ * extents, each starting with an 8-byte header (units, next extent).
+ */
+import { type Arena, UNIT_BYTES } from "./arena.ts";
+
+/** u32 field numbers in the header. */
+export const F_LRU_PREV = 0;
+export const F_LRU_NEXT = 1;
+export const F_HASH_NEXT = 2;
+export const F_HASH = 3;
+/** Absolute unix seconds; 0 = never expires. */
+export const F_EXPTIME = 4;
+export const F_FLAGS = 5;
+export const F_VALUE_LEN = 6;
+export const F_CAS_LO = 7;
+export const F_CAS_HI = 8;
+export const F_KEY_LEN = 9;
+/** Units in the first extent. */
+export const F_UNITS = 10;
+/** First unit of the next extent, 0 when the item is contiguous. */
+export const F_MORE = 11;
+
+export const HEADER_BYTES = 48;
+export const EXTENT_HEADER_BYTES = 8;
+export const KEY_MAX_BYTES = 250;
+
+/** Minimum units the first extent needs: header and key must be contiguous. */
+export function firstExtentMinUnits(keyLen: number): number {
+  return Math.ceil((HEADER_BYTES + keyLen) / UNIT_BYTES);
+}
+
+/** Total bytes the item occupies in the arena, all extents included. */
+export function itemBytes(arena: Arena, item: number): number {
+  let units = arena.getWord(item, F_UNITS);
+  for (let ext = arena.getWord(item, F_MORE); ext !== 0; ext = arena.getWord(ext, 1)) {
+    units += arena.getWord(ext, 0);
+  }
+  return units * UNIT_BYTES;
+}
+
+export function casOf(arena: Arena, item: number): number {
+  return arena.getWord(item, F_CAS_HI) * 0x100000000 + arena.getWord(item, F_CAS_LO);
+}

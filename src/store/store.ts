@@ -1,0 +1,575 @@
+/**
+ * The cache: items in the arena, found through the hash table, ordered by the global LRU.
+ * Every key and value crosses this interface as (bytes, offset, length): no strings, no objects
+ * per item. Owns item lifetime, expiry, CAS and memory accounting.
+ */
+import { Arena, UNIT_BYTES, unitsFor } from "./arena.ts";
+import { Clock } from "./clock.ts";
+import {
+  EXTENT_HEADER_BYTES,
+  F_CAS_HI,
+  F_CAS_LO,
+  F_EXPTIME,
+  F_FLAGS,
+  F_HASH,
+  F_HASH_NEXT,
+  F_KEY_LEN,
+  F_MORE,
+  F_UNITS,
+  F_VALUE_LEN,
+  HEADER_BYTES,
+  casOf,
+  firstExtentMinUnits,
+  itemBytes,
+} from "./item.ts";
+import { LruList } from "./lru.ts";
+import { HashTable } from "./table.ts";
+
+/** How a storage command treats an existing item. */
+export const enum StoreMode {
+  Set,
+  Add,
+  Replace,
+  Append,
+  Prepend,
+  Cas,
+}
+
+export const enum StoreResult {
+  Stored,
+  NotStored,
+  Exists,
+  NotFound,
+  TooLarge,
+  NoMemory,
+}
+
+export const enum DeltaResult {
+  Ok,
+  NotFound,
+  NonNumeric,
+  NoMemory,
+}
+
+export interface StoreOptions {
+  memoryBytes: number;
+  maxItemBytes: number;
+  clock?: Clock;
+}
+
+export interface StoreCounters {
+  evictions: number;
+  reclaimed: number;
+  expiredUnfetched: number;
+  totalItems: number;
+}
+
+const U64_WRAP = 18446744073709551616n;
+
+export class Store {
+  readonly arena: Arena;
+  readonly clock: Clock;
+  readonly maxItemBytes: number;
+  private readonly table: HashTable;
+  private readonly lru: LruList;
+  /** Bytes held by linked items (all their units). */
+  bytesUsed = 0;
+  private nextCas = 1;
+  readonly counters: StoreCounters = { evictions: 0, reclaimed: 0, expiredUnfetched: 0, totalItems: 0 };
+  /** Result of the last incr/decr: the new value's digits live in lastDelta. */
+  lastDelta = 0n;
+
+  constructor(options: StoreOptions) {
+    this.arena = new Arena(options.memoryBytes);
+    this.clock = options.clock ?? new Clock();
+    this.maxItemBytes = options.maxItemBytes;
+    this.table = new HashTable(this.arena);
+    this.lru = new LruList(this.arena);
+  }
+
+  get itemCount(): number {
+    return this.table.count;
+  }
+
+  get limitBytes(): number {
+    return this.arena.totalBytes;
+  }
+
+  get hashBuckets(): number {
+    return this.table.bucketCount;
+  }
+
+  /** Finds a live item without touching the LRU; expired items met on the way are reclaimed. */
+  find(key: Uint8Array, off: number, len: number): number {
+    const hash = hashKey(key, off, len);
+    const arena = this.arena;
+    for (let it = this.table.head(hash); it !== 0; it = arena.getWord(it, F_HASH_NEXT)) {
+      if (arena.getWord(it, F_HASH) !== hash || arena.getWord(it, F_KEY_LEN) !== len) continue;
+      if (!this.keyEquals(it, key, off, len)) continue;
+      const exptime = arena.getWord(it, F_EXPTIME);
+      if (exptime !== 0 && exptime <= this.clock.now) {
+        this.unlink(it);
+        this.counters.reclaimed++;
+        return 0;
+      }
+      return it;
+    }
+    return 0;
+  }
+
+  /** A read hit: finds the item and moves it to the LRU head. */
+  get(key: Uint8Array, off: number, len: number): number {
+    const it = this.find(key, off, len);
+    if (it !== 0) this.lru.bump(it);
+    return it;
+  }
+
+  /** get-and-touch: a hit also gets a new expiry. */
+  getAndTouch(key: Uint8Array, off: number, len: number, exptime: number): number {
+    const it = this.get(key, off, len);
+    if (it !== 0) this.arena.setWord(it, F_EXPTIME, this.clock.expiryFor(exptime));
+    return it;
+  }
+
+  touch(key: Uint8Array, off: number, len: number, exptime: number): boolean {
+    return this.getAndTouch(key, off, len, exptime) !== 0;
+  }
+
+  delete(key: Uint8Array, off: number, len: number): boolean {
+    const it = this.find(key, off, len);
+    if (it === 0) return false;
+    this.unlink(it);
+    return true;
+  }
+
+  /**
+   * set/add/replace/append/prepend/cas with the value at data[dataOff, dataOff + dataLen).
+   * `exptime` is the protocol's; `cas` is only read for StoreMode.Cas.
+   */
+  store(
+    mode: StoreMode,
+    key: Uint8Array,
+    keyOff: number,
+    keyLen: number,
+    flags: number,
+    exptime: number,
+    data: Uint8Array,
+    dataOff: number,
+    dataLen: number,
+    cas: number,
+  ): StoreResult {
+    if (mode === StoreMode.Append || mode === StoreMode.Prepend) {
+      return this.concat(mode, key, keyOff, keyLen, data, dataOff, dataLen);
+    }
+    if (HEADER_BYTES + keyLen + dataLen > this.maxItemBytes) {
+      // memcached drops the old value of a failed set so stale data cannot persist.
+      if (mode === StoreMode.Set) this.delete(key, keyOff, keyLen);
+      return StoreResult.TooLarge;
+    }
+    const existing = this.find(key, keyOff, keyLen);
+    if (mode === StoreMode.Add && existing !== 0) {
+      this.lru.bump(existing);
+      return StoreResult.NotStored;
+    }
+    if (mode === StoreMode.Replace && existing === 0) return StoreResult.NotStored;
+    if (mode === StoreMode.Cas) {
+      if (existing === 0) return StoreResult.NotFound;
+      if (casOf(this.arena, existing) !== cas) return StoreResult.Exists;
+    }
+    // The old item stays out of eviction's reach while the new one is allocated.
+    if (existing !== 0) this.lru.remove(existing);
+    const it = this.allocateItem(keyLen, dataLen);
+    if (it === 0) {
+      if (existing !== 0) {
+        this.lru.pushHead(existing);
+        if (mode === StoreMode.Set) this.unlink(existing);
+      }
+      return StoreResult.NoMemory;
+    }
+    if (existing !== 0) {
+      this.lru.pushHead(existing);
+      this.unlink(existing);
+    }
+    this.fillHeader(it, key, keyOff, keyLen, flags, this.clock.expiryFor(exptime), dataLen);
+    this.writeValue(it, 0, data, dataOff, dataLen);
+    this.link(it, hashKey(key, keyOff, keyLen));
+    return StoreResult.Stored;
+  }
+
+  /** incr/decr: unsigned 64-bit, incr wraps, decr stops at 0. The new value is in lastDelta. */
+  delta(key: Uint8Array, keyOff: number, keyLen: number, incr: boolean, amount: bigint): DeltaResult {
+    const it = this.find(key, keyOff, keyLen);
+    if (it === 0) return DeltaResult.NotFound;
+    const current = this.readDecimal(it);
+    if (current < 0n) return DeltaResult.NonNumeric;
+    let next = incr ? current + amount : current - amount;
+    if (next < 0n) next = 0n;
+    else if (next >= U64_WRAP) next -= U64_WRAP;
+    this.lastDelta = next;
+    const digits = next.toString();
+    const arena = this.arena;
+    if (digits.length === arena.getWord(it, F_VALUE_LEN)) {
+      // Same length: rewrite in place, as memcached does.
+      const seg = arena.segmentBytes(it);
+      let p = arena.byteOffset(it) + HEADER_BYTES + keyLen;
+      for (let i = 0; i < digits.length; i++) seg[p++] = digits.charCodeAt(i);
+      this.setCas(it);
+      this.lru.bump(it);
+      return DeltaResult.Ok;
+    }
+    const bytes = new TextEncoder().encode(digits);
+    const flags = arena.getWord(it, F_FLAGS);
+    const expiry = arena.getWord(it, F_EXPTIME);
+    this.lru.remove(it);
+    const fresh = this.allocateItem(keyLen, bytes.length);
+    this.lru.pushHead(it);
+    if (fresh === 0) return DeltaResult.NoMemory;
+    this.copyKeyTo(it, scratchKey, 0);
+    this.unlink(it);
+    this.fillHeader(fresh, scratchKey, 0, keyLen, flags, expiry, bytes.length);
+    this.writeValue(fresh, 0, bytes, 0, bytes.length);
+    this.link(fresh, hashKey(scratchKey, 0, keyLen));
+    return DeltaResult.Ok;
+  }
+
+  /** Removes every item now. */
+  flushAll(): void {
+    this.table.forEach((it) => this.freeExtents(it));
+    this.table.clear();
+    this.lru.clear();
+    this.bytesUsed = 0;
+  }
+
+  /** Evicts from the LRU tail until at least `bytes` have been freed; returns bytes freed. */
+  evictBytes(bytes: number): number {
+    let freed = 0;
+    while (freed < bytes && this.lru.tail !== 0) freed += this.evictTail();
+    return freed;
+  }
+
+  // ---- item accessors for the reply writer and the scripting layer ----
+
+  flagsOf(it: number): number {
+    return this.arena.getWord(it, F_FLAGS);
+  }
+
+  valueLength(it: number): number {
+    return this.arena.getWord(it, F_VALUE_LEN);
+  }
+
+  keyLength(it: number): number {
+    return this.arena.getWord(it, F_KEY_LEN);
+  }
+
+  expiryOf(it: number): number {
+    return this.arena.getWord(it, F_EXPTIME);
+  }
+
+  casOf(it: number): number {
+    return casOf(this.arena, it);
+  }
+
+  copyKeyTo(it: number, dst: Uint8Array, dstOff: number): number {
+    const arena = this.arena;
+    const len = arena.getWord(it, F_KEY_LEN);
+    const seg = arena.segmentBytes(it);
+    const start = arena.byteOffset(it) + HEADER_BYTES;
+    if (len <= 32) {
+      for (let i = 0; i < len; i++) dst[dstOff + i] = seg[start + i];
+    } else dst.set(seg.subarray(start, start + len), dstOff);
+    return len;
+  }
+
+  /** Copies the whole value into dst at dstOff (dst must have room); returns its length. */
+  copyValueTo(it: number, dst: Uint8Array, dstOff: number): number {
+    const arena = this.arena;
+    const total = arena.getWord(it, F_VALUE_LEN);
+    let seg = arena.segmentBytes(it);
+    let src = arena.byteOffset(it) + HEADER_BYTES + arena.getWord(it, F_KEY_LEN);
+    let room = arena.getWord(it, F_UNITS) * UNIT_BYTES - (HEADER_BYTES + arena.getWord(it, F_KEY_LEN));
+    let ext = arena.getWord(it, F_MORE);
+    let left = total;
+    let at = dstOff;
+    for (;;) {
+      const n = left < room ? left : room;
+      if (n <= 64) {
+        for (let i = 0; i < n; i++) dst[at + i] = seg[src + i];
+      } else dst.set(seg.subarray(src, src + n), at);
+      at += n;
+      left -= n;
+      if (left === 0 || ext === 0) break;
+      seg = arena.segmentBytes(ext);
+      src = arena.byteOffset(ext) + EXTENT_HEADER_BYTES;
+      room = arena.getWord(ext, 0) * UNIT_BYTES - EXTENT_HEADER_BYTES;
+      ext = arena.getWord(ext, 1);
+    }
+    return total;
+  }
+
+  /** Calls fn for each live item (scripting's prefix scans, tests). fn must not change the store. */
+  forEachItem(fn: (it: number) => void): void {
+    const now = this.clock.now;
+    this.table.forEach((it) => {
+      const exptime = this.arena.getWord(it, F_EXPTIME);
+      if (exptime === 0 || exptime > now) fn(it);
+    });
+  }
+
+  /** Debug check of every invariant the store promises (tests call it after operations). */
+  checkInvariants(): void {
+    const arena = this.arena;
+    let n = 0;
+    let bytes = 0;
+    for (let it = this.lru.head, prev = 0; it !== 0; prev = it, it = arena.getWord(it, 1)) {
+      if (arena.getWord(it, 0) !== prev) throw new Error(`lru: bad prev link at ${it}`);
+      bytes += itemBytes(arena, it);
+      if (++n > this.table.count) throw new Error("lru longer than the item count");
+    }
+    if (n !== this.table.count || n !== this.lru.length) {
+      throw new Error(`lru has ${n} items, table ${this.table.count}, length ${this.lru.length}`);
+    }
+    if (bytes !== this.bytesUsed) throw new Error(`bytes used ${this.bytesUsed}, items hold ${bytes}`);
+    arena.checkFreeLists();
+    if (arena.freeUnits * UNIT_BYTES + bytes !== arena.totalBytes - UNIT_BYTES) {
+      throw new Error("free + used units do not add up to the arena");
+    }
+  }
+
+  // ---- internals ----
+
+  private concat(
+    mode: StoreMode,
+    key: Uint8Array,
+    keyOff: number,
+    keyLen: number,
+    data: Uint8Array,
+    dataOff: number,
+    dataLen: number,
+  ): StoreResult {
+    const old = this.find(key, keyOff, keyLen);
+    if (old === 0) return StoreResult.NotStored;
+    const arena = this.arena;
+    const oldLen = arena.getWord(old, F_VALUE_LEN);
+    const total = oldLen + dataLen;
+    if (HEADER_BYTES + keyLen + total > this.maxItemBytes) return StoreResult.TooLarge;
+    this.lru.remove(old);
+    const it = this.allocateItem(keyLen, total);
+    this.lru.pushHead(old);
+    if (it === 0) return StoreResult.NoMemory;
+    this.fillHeader(it, key, keyOff, keyLen, arena.getWord(old, F_FLAGS), arena.getWord(old, F_EXPTIME), total);
+    // Copy the old value through a scratch buffer, then the new bytes before or after it.
+    const oldBytes = scratchFor(oldLen);
+    this.copyValueTo(old, oldBytes, 0);
+    if (mode === StoreMode.Append) {
+      this.writeValue(it, 0, oldBytes, 0, oldLen);
+      this.writeValue(it, oldLen, data, dataOff, dataLen);
+    } else {
+      this.writeValue(it, 0, data, dataOff, dataLen);
+      this.writeValue(it, dataLen, oldBytes, 0, oldLen);
+    }
+    this.unlink(old);
+    this.link(it, hashKey(key, keyOff, keyLen));
+    return StoreResult.Stored;
+  }
+
+  private fillHeader(
+    it: number,
+    key: Uint8Array,
+    keyOff: number,
+    keyLen: number,
+    flags: number,
+    expiry: number,
+    valueLen: number,
+  ): void {
+    const arena = this.arena;
+    arena.setWord(it, F_EXPTIME, expiry);
+    arena.setWord(it, F_FLAGS, flags);
+    arena.setWord(it, F_VALUE_LEN, valueLen);
+    arena.setWord(it, F_KEY_LEN, keyLen);
+    this.setCas(it);
+    const seg = arena.segmentBytes(it);
+    const at = arena.byteOffset(it) + HEADER_BYTES;
+    for (let i = 0; i < keyLen; i++) seg[at + i] = key[keyOff + i];
+  }
+
+  private setCas(it: number): void {
+    const cas = this.nextCas++;
+    this.arena.setWord(it, F_CAS_LO, cas >>> 0);
+    this.arena.setWord(it, F_CAS_HI, Math.floor(cas / 0x100000000));
+  }
+
+  /** Writes src bytes into the item's value starting at value offset `at`, across extents. */
+  private writeValue(it: number, at: number, src: Uint8Array, srcOff: number, len: number): void {
+    const arena = this.arena;
+    let seg = arena.segmentBytes(it);
+    let base = arena.byteOffset(it) + HEADER_BYTES + arena.getWord(it, F_KEY_LEN);
+    let room = arena.getWord(it, F_UNITS) * UNIT_BYTES - (HEADER_BYTES + arena.getWord(it, F_KEY_LEN));
+    let ext = arena.getWord(it, F_MORE);
+    // Skip whole extents before `at`.
+    while (at >= room && ext !== 0) {
+      at -= room;
+      seg = arena.segmentBytes(ext);
+      base = arena.byteOffset(ext) + EXTENT_HEADER_BYTES;
+      room = arena.getWord(ext, 0) * UNIT_BYTES - EXTENT_HEADER_BYTES;
+      ext = arena.getWord(ext, 1);
+    }
+    let left = len;
+    let from = srcOff;
+    for (;;) {
+      const space = room - at;
+      const n = left < space ? left : space;
+      if (n <= 64) {
+        for (let i = 0; i < n; i++) seg[base + at + i] = src[from + i];
+      } else seg.set(src.subarray(from, from + n), base + at);
+      left -= n;
+      from += n;
+      if (left === 0) return;
+      at = 0;
+      seg = arena.segmentBytes(ext);
+      base = arena.byteOffset(ext) + EXTENT_HEADER_BYTES;
+      room = arena.getWord(ext, 0) * UNIT_BYTES - EXTENT_HEADER_BYTES;
+      ext = arena.getWord(ext, 1);
+    }
+  }
+
+  /**
+   * Finds memory for an item, evicting from the LRU tail (whatever the victims' sizes) until it
+   * fits: contiguous when a block is free, else spread over several extents. 0 when impossible.
+   */
+  private allocateItem(keyLen: number, valueLen: number): number {
+    const units = unitsFor(HEADER_BYTES + keyLen + valueLen);
+    const arena = this.arena;
+    if (units >= arena.totalUnits) return 0;
+    for (;;) {
+      const it = arena.allocate(units);
+      if (it !== 0) {
+        arena.setWord(it, F_UNITS, units);
+        arena.setWord(it, F_MORE, 0);
+        return it;
+      }
+      const spread = this.allocateSpread(keyLen, valueLen);
+      if (spread !== 0) return spread;
+      if (this.lru.tail === 0) return 0;
+      this.evictTail();
+    }
+  }
+
+  /** Builds an item from several free blocks, largest first, when their total suffices. */
+  private allocateSpread(keyLen: number, valueLen: number): number {
+    const arena = this.arena;
+    const firstMin = firstExtentMinUnits(keyLen);
+    // Worst case every extent is one unit and carries an extent header: check roughly first.
+    if (arena.freeUnits * UNIT_BYTES < HEADER_BYTES + keyLen + valueLen + EXTENT_HEADER_BYTES) return 0;
+    const firstCap = unitsFor(HEADER_BYTES + keyLen + valueLen);
+    const first = arena.allocateLargest(firstCap);
+    if (first === 0) return 0;
+    const firstUnits = arena.lastTakenUnits;
+    if (firstUnits < firstMin) {
+      arena.release(first, firstUnits);
+      return 0;
+    }
+    arena.setWord(first, F_UNITS, firstUnits);
+    arena.setWord(first, F_MORE, 0);
+    let left = valueLen - (firstUnits * UNIT_BYTES - HEADER_BYTES - keyLen);
+    let tailExt = 0;
+    while (left > 0) {
+      const want = unitsFor(left + EXTENT_HEADER_BYTES);
+      const ext = arena.allocateLargest(want);
+      if (ext === 0 || arena.lastTakenUnits * UNIT_BYTES <= EXTENT_HEADER_BYTES) {
+        if (ext !== 0) arena.release(ext, arena.lastTakenUnits);
+        this.freeExtentsOf(first, firstUnits);
+        return 0;
+      }
+      const got = arena.lastTakenUnits;
+      arena.setWord(ext, 0, got);
+      arena.setWord(ext, 1, 0);
+      if (tailExt === 0) arena.setWord(first, F_MORE, ext);
+      else arena.setWord(tailExt, 1, ext);
+      tailExt = ext;
+      left -= got * UNIT_BYTES - EXTENT_HEADER_BYTES;
+    }
+    return first;
+  }
+
+  private link(it: number, hash: number): void {
+    this.table.insert(it, hash);
+    this.lru.pushHead(it);
+    this.bytesUsed += itemBytes(this.arena, it);
+    this.counters.totalItems++;
+  }
+
+  private unlink(it: number): void {
+    this.table.remove(it);
+    this.lru.remove(it);
+    this.bytesUsed -= itemBytes(this.arena, it);
+    this.freeExtents(it);
+  }
+
+  /** Evicts the LRU tail item; returns the bytes it held. */
+  private evictTail(): number {
+    const it = this.lru.tail;
+    const exptime = this.arena.getWord(it, F_EXPTIME);
+    if (exptime !== 0 && exptime <= this.clock.now) this.counters.reclaimed++;
+    else this.counters.evictions++;
+    const bytes = itemBytes(this.arena, it);
+    this.unlink(it);
+    return bytes;
+  }
+
+  private freeExtents(it: number): void {
+    this.freeExtentsOf(it, this.arena.getWord(it, F_UNITS));
+  }
+
+  private freeExtentsOf(it: number, firstUnits: number): void {
+    const arena = this.arena;
+    let ext = arena.getWord(it, F_MORE);
+    arena.release(it, firstUnits);
+    while (ext !== 0) {
+      const next = arena.getWord(ext, 1);
+      arena.release(ext, arena.getWord(ext, 0));
+      ext = next;
+    }
+  }
+
+  private keyEquals(it: number, key: Uint8Array, off: number, len: number): boolean {
+    const arena = this.arena;
+    const seg = arena.segmentBytes(it);
+    const at = arena.byteOffset(it) + HEADER_BYTES;
+    for (let i = 0; i < len; i++) if (seg[at + i] !== key[off + i]) return false;
+    return true;
+  }
+
+  /** The value as an unsigned decimal (memcached allows trailing spaces), or -1n if it is not one. */
+  private readDecimal(it: number): bigint {
+    const len = this.arena.getWord(it, F_VALUE_LEN);
+    if (len === 0 || len > 20) return -1n;
+    const digits = scratchFor(len);
+    this.copyValueTo(it, digits, 0);
+    let end = len;
+    while (end > 0 && digits[end - 1] === 32) end--;
+    if (end === 0) return -1n;
+    let small = 0;
+    for (let i = 0; i < end; i++) {
+      const d = digits[i] - 48;
+      if (d < 0 || d > 9) return -1n;
+      small = small * 10 + d;
+    }
+    if (small <= Number.MAX_SAFE_INTEGER) return BigInt(small);
+    const big = BigInt(new TextDecoder().decode(digits.subarray(0, end)));
+    return big < U64_WRAP ? big : -1n;
+  }
+}
+
+/** FNV-1a, 32-bit, over key bytes. */
+export function hashKey(key: Uint8Array, off: number, len: number): number {
+  let h = 0x811c9dc5;
+  for (let i = off, end = off + len; i < end; i++) h = Math.imul(h ^ key[i], 0x01000193);
+  return h >>> 0;
+}
+
+const scratchKey = new Uint8Array(256);
+let scratch = new Uint8Array(4096);
+function scratchFor(len: number): Uint8Array {
+  if (scratch.length < len) scratch = new Uint8Array(Math.max(len, scratch.length * 2));
+  return scratch;
+}
