@@ -5,6 +5,7 @@
  */
 import { type Config, defaultConfig } from "./config.ts";
 import { CacheServer } from "./server.ts";
+import { statsLines } from "./stats.ts";
 
 export type ServerOptions = Partial<Omit<Config, "help" | "version">>;
 
@@ -26,7 +27,6 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const config: Config = { ...defaultConfig(), port: 0, ...options };
   const server = new CacheServer(config);
   server.start();
-  const { statsLines } = await import("./stats.ts");
   const stop = (): Promise<void> => server.stop();
   return {
     host: config.listen,

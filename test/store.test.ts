@@ -1,0 +1,202 @@
+import { describe, expect, test } from "bun:test";
+import { heapStats } from "bun:jsc";
+import { Clock } from "../src/store/clock.ts";
+import { Store, StoreMode, StoreResult } from "../src/store/store.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const MB = 1024 * 1024;
+
+function makeStore(memoryBytes = MB, maxItemBytes = MB): Store {
+  const clock = new Clock();
+  return new Store({ memoryBytes, maxItemBytes, clock });
+}
+
+function set(store: Store, key: string, value: string | Uint8Array, exptime = 0, flags = 0): StoreResult {
+  const k = enc.encode(key);
+  const v = typeof value === "string" ? enc.encode(value) : value;
+  return store.store(StoreMode.Set, k, 0, k.length, flags, exptime, v, 0, v.length, 0);
+}
+
+function getBytes(store: Store, key: string): Uint8Array | null {
+  const k = enc.encode(key);
+  const it = store.get(k, 0, k.length);
+  if (it === 0) return null;
+  const out = new Uint8Array(store.valueLength(it));
+  store.copyValueTo(it, out, 0);
+  return out;
+}
+
+function get(store: Store, key: string): string | null {
+  const v = getBytes(store, key);
+  return v === null ? null : dec.decode(v);
+}
+
+function has(store: Store, key: string): boolean {
+  const k = enc.encode(key);
+  return store.find(k, 0, k.length) !== 0;
+}
+
+describe("store", () => {
+  test("stores and returns values, replacing on set", () => {
+    const store = makeStore();
+    expect(set(store, "a", "1")).toBe(StoreResult.Stored);
+    expect(set(store, "a", "22")).toBe(StoreResult.Stored);
+    expect(get(store, "a")).toBe("22");
+    expect(store.itemCount).toBe(1);
+    store.checkInvariants();
+  });
+
+  test("evicts the least recently used item whatever its size", () => {
+    // 64 KiB arena: room for a handful of items of mixed sizes.
+    const store = makeStore(64 * 1024);
+    const sizes: Record<string, number> = { small1: 100, big1: 20000, small2: 50, big2: 30000, small3: 10 };
+    for (const [k, n] of Object.entries(sizes)) expect(set(store, k, "x".repeat(n))).toBe(StoreResult.Stored);
+    // Touch big1 so it becomes most recent: from the tail the order is now this.
+    expect(get(store, "big1")).not.toBeNull();
+    const lruOrder = ["small1", "small2", "big2", "small3", "big1"];
+    // Each new 12 KB item forces evictions: what is gone must always be the oldest ones.
+    for (let i = 0; i < 6; i++) {
+      set(store, `new${i}`, "y".repeat(12000));
+      const gone = lruOrder.filter((k) => !has(store, k));
+      expect(gone).toEqual(lruOrder.slice(0, gone.length));
+      store.checkInvariants();
+    }
+    expect(lruOrder.filter((k) => has(store, k))).toEqual([]);
+    expect(store.counters.evictions).toBeGreaterThanOrEqual(5);
+  });
+
+  test("frees only as much as the new item needs, oldest first", () => {
+    const store = makeStore(64 * 1024);
+    for (let i = 0; i < 100; i++) set(store, `k${i}`, "v".repeat(400));
+    const held = store.itemCount;
+    set(store, "n", "z".repeat(1000));
+    // A 1000-byte item needs about two or three 480-byte items gone, not more.
+    expect(held + 1 - store.itemCount).toBeLessThanOrEqual(3);
+    expect(has(store, "k0")).toBe(held === 100); // the oldest goes first when anything goes
+    store.checkInvariants();
+  });
+
+  test("an item costs its header, key and value rounded to 32 bytes", () => {
+    const store = makeStore();
+    set(store, "key", "x".repeat(100)); // 48 + 3 + 100 = 151 -> 160
+    expect(store.bytesUsed).toBe(160);
+    set(store, "key2", "");
+    expect(store.bytesUsed).toBe(160 + 64);
+  });
+
+  test("values spread over several extents when memory is fragmented come back intact", () => {
+    const store = makeStore(256 * 1024);
+    // Fill with small items, then delete every other one to leave only small holes.
+    for (let i = 0; i < 1500; i++) set(store, `s${i}`, "a".repeat(100));
+    for (let i = 0; i < 1500; i += 2) {
+      const k = enc.encode(`s${i}`);
+      store.delete(k, 0, k.length);
+    }
+    const big = new Uint8Array(50000);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7 + 3) & 0xff;
+    expect(set(store, "big", big)).toBe(StoreResult.Stored);
+    store.checkInvariants();
+    expect(getBytes(store, "big")).toEqual(big);
+    // Appending across extents keeps every byte too.
+    const k = enc.encode("big");
+    const tail = enc.encode("TAIL");
+    expect(store.store(StoreMode.Append, k, 0, 3, 0, 0, tail, 0, 4, 0)).toBe(StoreResult.Stored);
+    const got = getBytes(store, "big")!;
+    expect(got.length).toBe(50004);
+    expect(got.subarray(0, 50000)).toEqual(big);
+    expect(dec.decode(got.subarray(50000))).toBe("TAIL");
+    store.checkInvariants();
+  });
+
+  test("keeps invariants through a long random mix of operations under eviction", () => {
+    const store = makeStore(128 * 1024, 64 * 1024);
+    let seed = 12345;
+    const rand = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const model = new Map<string, string>();
+    for (let i = 0; i < 20000; i++) {
+      const key = `k${rand(500)}`;
+      const op = rand(10);
+      if (op < 5) {
+        const value = String(i).repeat(1 + rand(2000));
+        set(store, key, value);
+        model.set(key, value);
+      } else if (op < 8) {
+        const got = get(store, key);
+        // Evicted items may be gone; present items must hold exactly what was stored last.
+        if (got !== null) expect(got).toBe(model.get(key)!);
+      } else {
+        const k = enc.encode(key);
+        store.delete(k, 0, k.length);
+        model.delete(key);
+      }
+      if (i % 1000 === 0) store.checkInvariants();
+    }
+    store.checkInvariants();
+  });
+
+  test("cas unique changes on every mutation and guards cas", () => {
+    const store = makeStore();
+    set(store, "c", "1");
+    const k = enc.encode("c");
+    const first = store.casOf(store.find(k, 0, 1));
+    set(store, "c", "2");
+    const second = store.casOf(store.find(k, 0, 1));
+    expect(second).not.toBe(first);
+    const v = enc.encode("3");
+    expect(store.store(StoreMode.Cas, k, 0, 1, 0, 0, v, 0, 1, first)).toBe(StoreResult.Exists);
+    expect(store.store(StoreMode.Cas, k, 0, 1, 0, 0, v, 0, 1, second)).toBe(StoreResult.Stored);
+    expect(store.store(StoreMode.Cas, enc.encode("zz"), 0, 2, 0, 0, v, 0, 1, second)).toBe(StoreResult.NotFound);
+  });
+
+  test("expires relative, absolute and negative exptimes; reclaimed items do not count as evictions", () => {
+    const store = makeStore();
+    const now = store.clock.now;
+    set(store, "rel", "x", 10);
+    set(store, "abs", "x", now + 100);
+    set(store, "neg", "x", -1);
+    set(store, "never", "x", 0);
+    expect(has(store, "neg")).toBe(false);
+    expect(has(store, "rel")).toBe(true);
+    store.clock.now = now + 11;
+    expect(has(store, "rel")).toBe(false);
+    expect(has(store, "abs")).toBe(true);
+    store.clock.now = now + 101;
+    expect(has(store, "abs")).toBe(false);
+    expect(has(store, "never")).toBe(true);
+    expect(store.counters.evictions).toBe(0);
+    store.checkInvariants();
+  });
+
+  test("an oversize set fails without evicting anything", () => {
+    const store = makeStore(64 * 1024, 32 * 1024);
+    for (let i = 0; i < 10; i++) set(store, `k${i}`, "v".repeat(1000));
+    expect(set(store, "huge", "h".repeat(40 * 1024))).toBe(StoreResult.TooLarge);
+    expect(store.itemCount).toBe(10);
+    expect(store.counters.evictions).toBe(0);
+  });
+
+  test("a million items do not grow the JavaScript heap", () => {
+    const store = makeStore(256 * MB);
+    Bun.gc(true);
+    const before = heapStats().heapSize;
+    const key = new Uint8Array(16);
+    const value = new Uint8Array(32);
+    for (let i = 0; i < 1_000_000; i++) {
+      let n = i;
+      for (let j = 15; j >= 0; j--) {
+        key[j] = 48 + (n % 10);
+        n = Math.floor(n / 10);
+      }
+      store.store(StoreMode.Set, key, 0, 16, 0, 0, value, 0, 32, 0);
+    }
+    expect(store.itemCount).toBe(1_000_000);
+    Bun.gc(true);
+    const after = heapStats().heapSize;
+    // The hash buckets (a typed array) live outside the JS heap count; allow a little noise.
+    expect(after - before).toBeLessThan(8 * MB);
+  }, 60000);
+});
