@@ -10,7 +10,7 @@ function main(argv: string[]): void {
     config = parseArgs(argv);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    process.stderr.write(`cacheismo: ${e.message}\n${helpText()}`);
+    process.stderr.write(`cacheismo: ${e.message}\nrun "cacheismo --help" to see every option\n`);
     process.exit(2);
   }
   if (config.help) {

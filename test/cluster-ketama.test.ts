@@ -5,10 +5,11 @@
  * Needs the Debian packages `nutcracker` and `memcached` on PATH.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { dlopen, FFIType, ptr } from "bun:ffi";
 import { HASH_NAMES, type HashName } from "../src/cluster/hash.ts";
 import { Continuum, parseServerList, pointsForServer, type ServerSpec } from "../src/cluster/ketama.ts";
 
@@ -356,6 +357,38 @@ describe("Continuum construction", () => {
       "md5",
     );
     expect(keys.map((k) => a.ownerIndex(encoder.encode(k)))).toEqual(keys.map((k) => b.ownerIndex(encoder.encode(k))));
+  });
+});
+
+const LIBMEMCACHED = "/usr/lib/x86_64-linux-gnu/libmemcached.so.11";
+
+describe("libmemcached's weighted ketama", () => {
+  // Only where the Debian package libmemcached11 happens to be installed.
+  test.skipIf(!existsSync(LIBMEMCACHED))("picks the same server as Continuum for unnamed servers, with and without port 11211", () => {
+    const lib = dlopen(LIBMEMCACHED, {
+      memcached_create: { args: [FFIType.ptr], returns: FFIType.ptr },
+      memcached_free: { args: [FFIType.ptr], returns: FFIType.void },
+      memcached_server_add_with_weight: { args: [FFIType.ptr, FFIType.cstring, FFIType.u16, FFIType.u32], returns: FFIType.i32 },
+      memcached_behavior_set: { args: [FFIType.ptr, FFIType.i32, FFIType.u64], returns: FFIType.i32 },
+      memcached_generate_hash: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.u32 },
+    });
+    const KETAMA_WEIGHTED = 16; // memcached_behavior_t; also selects md5 for keys
+    const servers = parseServerList("10.0.0.1:11211:1 10.0.0.2:11300:3 cache-c:11212:5");
+    const memc = lib.symbols.memcached_create(null);
+    try {
+      expect(lib.symbols.memcached_behavior_set(memc, KETAMA_WEIGHTED, 1)).toBe(0);
+      for (const s of servers) {
+        expect(lib.symbols.memcached_server_add_with_weight(memc, Buffer.from(`${s.host}\0`), s.port, s.weight)).toBe(0);
+      }
+      const continuum = new Continuum(servers, "md5");
+      const mismatches = makeKeys("libmemcached:", KEYS_PER_POOL)
+        .map((k) => encoder.encode(k))
+        .filter((k) => lib.symbols.memcached_generate_hash(memc, ptr(k), k.length) !== continuum.ownerIndex(k));
+      expect(mismatches.length).toBe(0);
+    } finally {
+      lib.symbols.memcached_free(memc);
+      lib.close();
+    }
   });
 });
 

@@ -20,6 +20,8 @@ export interface MemaslapLoad {
 export interface MemaslapResult {
   /** memaslap's TPS: gets count once per key, so a 16-key multiget counts 16. */
   opsPerSec: number;
+  /** Keys memaslap asked for, and how many of them came back missing. */
+  clientGets: number;
   clientGetMisses: number;
   verifyFailed: number;
   /** Output lines that are not part of the summary (e.g. "<12 SERVER_ERROR ..."). */
@@ -80,6 +82,7 @@ export async function runMemaslap(port: number, load: MemaslapLoad, seconds: num
     .filter((line) => line.trim() !== "" && !/^[\w ]+: /.test(line));
   return {
     opsPerSec: Number(summary[2]),
+    clientGets: counter(output, "cmd_get"),
     clientGetMisses: counter(output, "get_misses"),
     verifyFailed: counter(output, "verify_failed"),
     anomalies: anomalyLines.length,

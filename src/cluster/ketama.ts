@@ -19,7 +19,8 @@
  * 4 points per MD5 and the same lookup. twemproxy's default naming exists to
  * match it, so the two agree for unnamed servers given the same host strings,
  * order and weights, and the same key hash (libmemcached's weighted mode
- * defaults to md5). They disagree when: a twemproxy server has a name (it
+ * switches keys to md5); test/cluster-ketama.test.ts checks this against
+ * libmemcached 1.1.4. They disagree when: a twemproxy server has a name (it
  * hashes "name-i" and ignores host and port entirely, so a node can move
  * without remapping keys); libmemcached sorts its hosts (SORT_HOSTS), which
  * changes indices but not owners; or libmemcached runs unweighted ketama

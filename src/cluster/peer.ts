@@ -9,7 +9,8 @@
  * to line up. Any such failure (refused connect, timeout, reset, unparseable
  * reply) marks the peer down; while down, requests fail fast, and the first
  * request after the backoff delay (doubling from minBackoffMs to maxBackoffMs,
- * reset by a successful connect) reconnects.
+ * reset by the next reply) reconnects. `bytes` must not be modified until the
+ * returned promise settles: they may be sent later, once the socket opens.
  *
  * With `connections` > 1 requests are spread over several sockets, which gives
  * up ordering between requests: a `set` followed by a `get` of the same key
@@ -92,7 +93,7 @@ class Connection {
     private readonly label: string,
     host: string,
     port: number,
-    private readonly onOpen: () => void,
+    private readonly onReply: () => void,
     private readonly onFailure: (err: PeerError) => void,
   ) {
     Bun.connect({
@@ -102,7 +103,6 @@ class Connection {
         open: (socket) => {
           if (this.dead) return void socket.end();
           this.socket = socket;
-          this.onOpen();
           this.flush();
         },
         data: (_socket, chunk) => this.receive(chunk),
@@ -144,15 +144,11 @@ class Connection {
   private flush(): void {
     const socket = this.socket;
     if (socket === null) return;
-    while (this.unsent.length > 0) {
-      const chunk = this.unsent[0];
-      const written = socket.write(chunk);
-      if (written < chunk.length) {
-        if (written > 0) this.unsent[0] = chunk.subarray(written);
-        return; // the rest goes out on drain
-      }
-      this.unsent.shift();
-    }
+    if (this.unsent.length === 0) return;
+    // One write for everything queued; what the socket does not take waits for drain.
+    const bytes = this.unsent.length === 1 ? this.unsent[0] : Buffer.concat(this.unsent);
+    const written = socket.write(bytes);
+    this.unsent = written >= bytes.length ? [] : [bytes.subarray(Math.max(0, written))];
   }
 
   private receive(chunk: Uint8Array): void {
@@ -167,6 +163,7 @@ class Connection {
         this.inFlight.shift();
         head.resolve(this.buf.slice(this.readPos, end));
         this.readPos = end;
+        this.onReply();
       }
       if (this.writePos > this.readPos) throw new ProtocolError("reply with no request in flight");
       this.readPos = this.scanPos = this.writePos = 0;
@@ -268,7 +265,7 @@ export class PeerClient {
         this.label,
         this.host,
         this.port,
-        () => (this.backoffMs = this.minBackoffMs),
+        () => (this.backoffMs = this.minBackoffMs), // a reply proves the peer healthy
         (err) => this.markDown(err),
       );
       this.connections.push(conn);
