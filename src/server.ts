@@ -4,6 +4,7 @@
  * `drain` empties it), the connection limit and the idle timeout.
  */
 import type { Socket, TCPSocketListener } from "bun";
+import { ClusterRouter } from "./cluster/router.ts";
 import type { Config } from "./config.ts";
 import { type ProtocolContext, TextProtocol } from "./protocol/text.ts";
 import { R_TOO_MANY_CONNECTIONS } from "./protocol/replies.ts";
@@ -14,11 +15,14 @@ interface Connection {
   readonly protocol: TextProtocol;
   paused: boolean;
   rejected: boolean;
+  closed: boolean;
 }
 
 export interface ServerHooks {
   /** Runs a virtual key; null when the key is an ordinary key. */
   virtualKey?: ((key: string) => Uint8Array | null) | null;
+  /** The part of a key that decides its cluster owner (a virtual key's object key). */
+  routingKey?: ((key: string) => string) | null;
   extraStats?: (() => [string, string | number][])[];
   /** Called after the `shutdown` command (when enabled) stopped the server. */
   onShutdown?: () => void;
@@ -29,6 +33,7 @@ export class CacheServer implements StatsSource {
   readonly counters = new Counters();
   readonly startedAt: number;
   readonly extraStats: (() => [string, string | number][])[];
+  readonly router: ClusterRouter | null;
   private listener: TCPSocketListener<Connection> | undefined;
   private readonly sockets = new Set<Socket<Connection>>();
   private readonly context: ProtocolContext;
@@ -40,13 +45,20 @@ export class CacheServer implements StatsSource {
   ) {
     this.store = new Store({ memoryBytes: config.memoryLimitMb * 1024 * 1024, maxItemBytes: config.maxItemSizeBytes });
     this.startedAt = this.store.clock.now;
-    this.extraStats = hooks.extraStats ?? [];
+    this.extraStats = [...(hooks.extraStats ?? [])];
+    this.router = config.cluster
+      ? new ClusterRouter({ peers: config.peers, self: config.self || `${config.listen}:${config.port}`, hash: config.hash, peerTimeoutMs: config.peerTimeoutMs })
+      : null;
+    const router = this.router;
+    if (router !== null) this.extraStats.push(() => router.statsLines());
     this.context = {
       store: this.store,
       counters: this.counters,
       config,
       stats: this,
       virtualKey: hooks.virtualKey ?? null,
+      router: this.router,
+      routingKey: hooks.routingKey ?? null,
       scheduleFlush: (delay) => this.scheduleFlush(delay),
       shutdown: () => {
         void this.stop().then(() => this.hooks.onShutdown?.());
@@ -85,6 +97,7 @@ export class CacheServer implements StatsSource {
           socket.end();
         },
         close(socket) {
+          socket.data.closed = true;
           server.sockets.delete(socket);
           if (!socket.data.rejected) server.counters.curr_connections--;
         },
@@ -101,13 +114,18 @@ export class CacheServer implements StatsSource {
     this.store.clock.stop();
     this.listener?.stop(true);
     this.listener = undefined;
+    this.router?.close();
     for (const socket of this.sockets) socket.end();
     this.sockets.clear();
   }
 
   private open(socket: Socket<Connection>): void {
     const rejected = this.counters.curr_connections >= this.config.connLimit;
-    socket.data = { protocol: new TextProtocol(this.context), paused: false, rejected };
+    const protocol = new TextProtocol(this.context);
+    socket.data = { protocol, paused: false, rejected, closed: false };
+    protocol.onWake = () => {
+      if (!socket.data.closed) this.flush(socket);
+    };
     this.counters.total_connections++;
     if (rejected) {
       this.counters.rejected_connections++;
@@ -135,13 +153,14 @@ export class CacheServer implements StatsSource {
           out.consume(written);
         }
       }
-      if (out.length === 0 && protocol.blocked) {
-        protocol.resume(); // input held back by backpressure: go on now that output drained
+      if (protocol.blocked && !protocol.waiting && out.length < limit) {
+        // Input held back (backpressure or a forwarded reply): go on now that there is room.
+        protocol.resume();
         if (out.length > 0) continue;
       }
       break;
     }
-    if (out.length >= limit || protocol.blocked) {
+    if (out.length >= limit || (protocol.blocked && !protocol.waiting)) {
       if (!conn.paused) {
         conn.paused = true;
         this.counters.conn_yields++;

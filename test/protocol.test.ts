@@ -17,6 +17,8 @@ function freshProtocol(): TextProtocol {
     config,
     stats: { config, store, counters, startedAt: store.clock.now, extraStats: [] },
     virtualKey: null,
+    router: null,
+    routingKey: null,
     scheduleFlush: () => {},
     shutdown: () => {},
   };

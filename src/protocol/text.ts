@@ -6,6 +6,8 @@
  * never turned into strings: they go from the input bytes to the store and from the store to
  * the output buffer.
  */
+import type { ClusterRouter } from "../cluster/router.ts";
+import { valueBlocksByKey } from "../cluster/multiget.ts";
 import type { Config } from "../config.ts";
 import type { Counters, StatsSource } from "../stats.ts";
 import { statsLines } from "../stats.ts";
@@ -29,6 +31,10 @@ export interface ProtocolContext {
   readonly stats: StatsSource;
   /** Runs a virtual key (`type:method:key:…`); null when the key is an ordinary key. */
   readonly virtualKey: ((key: string) => Uint8Array | null) | null;
+  /** With --cluster: who owns which key, and the way to forward requests to them. */
+  readonly router: ClusterRouter | null;
+  /** The part of a key that decides its owner: a virtual key routes by its object key. */
+  readonly routingKey: ((key: string) => string) | null;
   scheduleFlush(delaySeconds: number): void;
   shutdown(): void;
 }
@@ -40,9 +46,22 @@ const enum Step {
   NeedMore,
   /** The connection must close after flushing what is queued. */
   Close,
+  /** The reply comes later (a forwarded request); parsing resumes at `next` when it does. */
+  Wait,
 }
 
 const latin1 = new TextDecoder("latin1");
+
+function hasColon(buf: Uint8Array, k: number, klen: number): boolean {
+  for (let i = k, end = k + klen; i < end; i++) if (buf[i] === 58) return true;
+  return false;
+}
+
+function latin1Bytes(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
 
 export class TextProtocol {
   readonly out = new OutputBuffer();
@@ -50,6 +69,12 @@ export class TextProtocol {
   closing = false;
   /** Set when parsing stopped because `out` reached --max-conn-buffer; `resume` goes on. */
   blocked = false;
+  /** Set while a forwarded request is out: later requests wait so replies keep their order. */
+  waiting = false;
+  /** Called when a forwarded reply has arrived and parsing may go on (the server flushes). */
+  onWake: (() => void) | null = null;
+  private lineStart = 0;
+  private lineEnd = 0;
   private pending = new Uint8Array(0);
   private pendingLength = 0;
   /** Bytes of a refused data block still to discard. */
@@ -65,6 +90,10 @@ export class TextProtocol {
   /** Parses as many requests of `chunk` (after any pending bytes) as output room allows. */
   feed(chunk: Uint8Array): void {
     if (this.closing) return;
+    if (this.waiting) {
+      this.append(chunk);
+      return;
+    }
     if (this.pendingLength === 0) {
       const used = this.parse(chunk, chunk.length);
       if (used < chunk.length) this.keep(chunk, used, chunk.length);
@@ -76,7 +105,11 @@ export class TextProtocol {
 
   /** Continues with input held back by backpressure. */
   resume(): void {
-    if (this.closing || this.pendingLength === 0) return;
+    if (this.closing || this.waiting) return;
+    if (this.pendingLength === 0) {
+      this.blocked = false;
+      return;
+    }
     const buf = this.pending;
     const used = this.parse(buf, this.pendingLength);
     buf.copyWithin(0, used, this.pendingLength);
@@ -128,6 +161,10 @@ export class TextProtocol {
         return end;
       }
       pos = this.next;
+      if (step === Step.Wait) {
+        this.blocked = true;
+        break;
+      }
     }
     return pos;
   }
@@ -144,6 +181,8 @@ export class TextProtocol {
     let lineEnd = nl;
     if (lineEnd > pos && buf[lineEnd - 1] === 13) lineEnd--;
     this.next = nl + 1;
+    this.lineStart = pos;
+    this.lineEnd = lineEnd;
     this.tokenize(buf, pos, lineEnd);
     const out = this.out;
     if (this.ntokens === 0) {
@@ -227,9 +266,8 @@ export class TextProtocol {
 
   private get(buf: Uint8Array, lineEnd: number, withCas: boolean, touch: boolean): Step {
     const out = this.out;
-    const { store, counters } = this.ctx;
     let exptime = 0;
-    let i = this.ends[0];
+    let first = this.ends[0];
     if (touch) {
       if (this.ntokens < 3) {
         out.put(R.R_ERROR);
@@ -240,54 +278,160 @@ export class TextProtocol {
         out.put(R.R_BAD_EXPTIME);
         return Step.Done;
       }
-      i = this.ends[1];
+      first = this.ends[1];
     } else if (this.ntokens < 2) {
       out.put(R.R_ERROR);
       return Step.Done;
     }
-    const start = out.length;
-    const virtualKey = this.ctx.virtualKey;
-    while (i < lineEnd) {
+    // Check every key first: one bad key makes the whole request an error.
+    let remote = false;
+    for (let i = first; i < lineEnd; ) {
       while (i < lineEnd && buf[i] === 32) i++;
-      if (i >= lineEnd) break;
       const k = i;
-      let colon = false;
-      while (i < lineEnd && buf[i] !== 32) {
-        if (buf[i] === 58) colon = true;
-        i++;
-      }
-      const klen = i - k;
-      if (klen > KEY_MAX_BYTES) {
-        out.length = start;
+      while (i < lineEnd && buf[i] !== 32) i++;
+      if (i - k > KEY_MAX_BYTES) {
         out.put(R.R_BAD_FORMAT);
         return Step.Done;
       }
-      if (touch) counters.cmd_touch++;
-      counters.cmd_get++;
-      if (colon && virtualKey !== null) {
-        const reply = virtualKey(latin1.decode(buf.subarray(k, i)));
-        if (reply !== null) {
-          counters.get_hits++;
-          out.put(reply);
-          continue;
-        }
-      }
-      const it = touch ? store.getAndTouch(buf, k, klen, exptime) : store.get(buf, k, klen);
-      if (it === 0) {
-        counters.get_misses++;
-        if (touch) counters.touch_misses++;
-        continue;
-      }
-      counters.get_hits++;
-      if (touch) counters.touch_hits++;
-      this.writeValue(buf, k, klen, it, withCas);
+      if (this.ctx.router !== null && i > k && this.ownerOf(buf, k, i - k) !== this.ctx.router.selfIndex) remote = true;
+    }
+    if (remote) return this.routedGet(buf, first, lineEnd, withCas, touch, exptime);
+    for (let i = first; i < lineEnd; ) {
+      while (i < lineEnd && buf[i] === 32) i++;
+      if (i >= lineEnd) break;
+      const k = i;
+      while (i < lineEnd && buf[i] !== 32) i++;
+      this.lookupInto(out, buf, k, i - k, withCas, touch, exptime);
     }
     out.put(R.R_END);
     return Step.Done;
   }
 
-  private writeValue(key: Uint8Array, k: number, klen: number, it: number, withCas: boolean): void {
-    const out = this.out;
+  /** Appends the reply block of one retrieval key (nothing on a miss) to `target`. */
+  private lookupInto(target: OutputBuffer, buf: Uint8Array, k: number, klen: number, withCas: boolean, touch: boolean, exptime: number): void {
+    const { store, counters, virtualKey } = this.ctx;
+    if (touch) counters.cmd_touch++;
+    counters.cmd_get++;
+    if (virtualKey !== null && hasColon(buf, k, klen)) {
+      const reply = virtualKey(latin1.decode(buf.subarray(k, k + klen)));
+      if (reply !== null) {
+        counters.get_hits++;
+        target.put(reply);
+        return;
+      }
+    }
+    const it = touch ? store.getAndTouch(buf, k, klen, exptime) : store.get(buf, k, klen);
+    if (it === 0) {
+      counters.get_misses++;
+      if (touch) counters.touch_misses++;
+      return;
+    }
+    counters.get_hits++;
+    if (touch) counters.touch_hits++;
+    this.writeValue(target, buf, k, klen, it, withCas);
+  }
+
+  /** A multi-key retrieval whose keys live on several nodes: ask each owner, merge in key order. */
+  private routedGet(buf: Uint8Array, first: number, lineEnd: number, withCas: boolean, touch: boolean, exptime: number): Step {
+    const router = this.ctx.router!;
+    const command = latin1.decode(buf.subarray(this.lineStart, first)).trim();
+    const keys: string[] = [];
+    const local = new Map<string, Uint8Array>();
+    const byOwner = new Map<number, string[]>();
+    const scratch = new OutputBuffer(1024);
+    for (let i = first; i < lineEnd; ) {
+      while (i < lineEnd && buf[i] === 32) i++;
+      if (i >= lineEnd) break;
+      const k = i;
+      while (i < lineEnd && buf[i] !== 32) i++;
+      const key = latin1.decode(buf.subarray(k, i));
+      keys.push(key);
+      const owner = this.ownerOf(buf, k, i - k);
+      if (owner === router.selfIndex) {
+        scratch.length = 0;
+        this.lookupInto(scratch, buf, k, i - k, withCas, touch, exptime);
+        local.set(key, scratch.bytes.slice(0, scratch.length));
+      } else {
+        const list = byOwner.get(owner) ?? [];
+        list.push(key);
+        byOwner.set(owner, list);
+      }
+    }
+    const asks = [...byOwner].map(async ([owner, ownerKeys]) => {
+      const result = await router.forward(owner, latin1Bytes(`${command} ${ownerKeys.join(" ")}\r\n`));
+      const blocks = result.ok ? valueBlocksByKey(result.reply) : null;
+      return blocks ?? router.unavailableReply(owner);
+    });
+    this.deliver(
+      Promise.all(asks).then((answers) => {
+        const remote = new Map<string, Uint8Array>();
+        for (const answer of answers) {
+          if (answer instanceof Uint8Array) return answer; // a failed owner fails the request
+          for (const [key, block] of answer) remote.set(key, block);
+        }
+        const merged = new OutputBuffer(4096);
+        for (const key of keys) {
+          const block = local.get(key) ?? remote.get(key);
+          if (block !== undefined) merged.put(block);
+        }
+        merged.put(R.R_END);
+        return merged.bytes.subarray(0, merged.length);
+      }),
+    );
+    return Step.Wait;
+  }
+
+  /** Node owning a key; a virtual key belongs with its object. */
+  private ownerOf(buf: Uint8Array, k: number, klen: number): number {
+    const router = this.ctx.router!;
+    const routingKey = this.ctx.routingKey;
+    if (routingKey !== null && hasColon(buf, k, klen)) {
+      const bytes = latin1Bytes(routingKey(latin1.decode(buf.subarray(k, k + klen))));
+      return router.ownerOf(bytes, 0, bytes.length);
+    }
+    return router.ownerOf(buf, k, klen);
+  }
+
+  /**
+   * Forwards the current request (its line, without noreply, and its data block if any) to the
+   * key's owner; the owner's reply is passed on byte for byte, or dropped for noreply.
+   */
+  private forward(buf: Uint8Array, owner: number, noreply: boolean, dataStart: number, dataEnd: number): Step {
+    let lineEnd = this.lineEnd;
+    if (noreply) {
+      lineEnd = this.starts[this.ntokens - 1];
+      while (lineEnd > this.lineStart && buf[lineEnd - 1] === 32) lineEnd--;
+    }
+    const lineLen = lineEnd - this.lineStart;
+    const request = new Uint8Array(lineLen + 2 + (dataEnd - dataStart));
+    request.set(buf.subarray(this.lineStart, lineEnd));
+    request[lineLen] = 13;
+    request[lineLen + 1] = 10;
+    request.set(buf.subarray(dataStart, dataEnd), lineLen + 2);
+    this.deliver(this.ctx.router!.forward(owner, request).then((r) => (noreply ? null : r.reply)));
+    return Step.Wait;
+  }
+
+  /** The owner of the current request's key (token 1) when it is another node, else -1. */
+  private remoteOwner(buf: Uint8Array): number {
+    const router = this.ctx.router;
+    if (router === null) return -1;
+    const owner = this.ownerOf(buf, this.starts[1], this.ends[1] - this.starts[1]);
+    return owner === router.selfIndex ? -1 : owner;
+  }
+
+  /** Holds later requests until `reply` arrives, then queues it and wakes the connection. */
+  private deliver(reply: Promise<Uint8Array | null>): void {
+    this.waiting = true;
+    void reply.then((bytes) => {
+      if (bytes !== null) this.out.put(bytes);
+      this.waiting = false;
+      this.onWake?.();
+    });
+  }
+
+  private writeValue(target: OutputBuffer, key: Uint8Array, k: number, klen: number, it: number, withCas: boolean): void {
+    const out = target;
     const store = this.ctx.store;
     const vlen = store.valueLength(it);
     out.put(R.R_VALUE);
@@ -351,6 +495,8 @@ export class TextProtocol {
       this.reply(noreply, R.R_BAD_CHUNK);
       return Step.Done;
     }
+    const owner = this.remoteOwner(buf);
+    if (owner >= 0) return this.forward(buf, owner, noreply, dataStart, this.next);
     const result = store.store(mode, buf, keyStart, keyLen, flags, exptime, buf, dataStart, vlen, cas);
     if (isCas) {
       if (result === StoreResult.Stored) counters.cas_hits++;
@@ -379,6 +525,8 @@ export class TextProtocol {
       this.reply(noreply, R.R_BAD_DELTA);
       return Step.Done;
     }
+    const owner = this.remoteOwner(buf);
+    if (owner >= 0) return this.forward(buf, owner, noreply, 0, 0);
     const { store, counters } = this.ctx;
     const result = store.delta(buf, keyStart, keyLen, incr, amount);
     if (result === DeltaResult.NotFound) {
@@ -415,6 +563,8 @@ export class TextProtocol {
       this.reply(noreply, R.R_BAD_EXPTIME);
       return Step.Done;
     }
+    const owner = this.remoteOwner(buf);
+    if (owner >= 0) return this.forward(buf, owner, noreply, 0, 0);
     const { store, counters } = this.ctx;
     counters.cmd_touch++;
     if (store.touch(buf, keyStart, keyLen, exptime)) {
@@ -448,6 +598,8 @@ export class TextProtocol {
       this.reply(noreply, R.R_BAD_FORMAT);
       return Step.Done;
     }
+    const owner = this.remoteOwner(buf);
+    if (owner >= 0) return this.forward(buf, owner, noreply, 0, 0);
     const { store, counters } = this.ctx;
     if (store.delete(buf, keyStart, keyLen)) {
       counters.delete_hits++;
