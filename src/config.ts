@@ -14,6 +14,7 @@ export interface Config {
   maxConnBufferBytes: number;
   idleTimeoutSeconds: number;
   enableShutdown: boolean;
+  authFile: string;
   virtualKeys: boolean;
   scriptsDir: string;
   scriptTimeoutMs: number;
@@ -62,6 +63,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: "maxConnBufferBytes", long: "max-conn-buffer", kind: "size", default: 4 * MB, min: 64 * 1024, max: 1024 * MB, live: true, help: "per-connection unsent output above which reading pauses" },
   { key: "idleTimeoutSeconds", long: "idle-timeout", kind: "int", default: 0, min: 0, max: 86400 * 365, live: true, help: "close connections idle this many seconds (0 = never)" },
   { key: "enableShutdown", long: "enable-shutdown", kind: "flag", default: false, live: true, help: "allow the shutdown command" },
+  { key: "authFile", long: "auth-file", kind: "string", default: "", help: "require clients to authenticate with a user:password line from this file (memcached's ASCII auth)" },
   { key: "virtualKeys", long: "virtual-keys", short: "e", kind: "flag", default: false, help: "run Lua objects behind virtual keys (get type:method:key:args)" },
   { key: "scriptsDir", long: "scripts-dir", short: "d", kind: "string", default: "", help: "directory of user Lua object scripts (default: bundled objects only)" },
   { key: "scriptTimeoutMs", long: "script-timeout-ms", kind: "int", default: 100, min: 1, max: 60000, help: "time budget of one Lua call" },
@@ -213,6 +215,18 @@ export function loadConfig(argv: readonly string[], readFile: (path: string) => 
   return merged as unknown as Config;
 }
 
+/** `base` with programmatic options laid over it, each checked like its flag (errors name the key). */
+export function withOptions(base: Config, options: Partial<Config>): Config {
+  const config: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    const spec = OPTIONS.find((o) => o.key === key);
+    if (!spec) throw new ConfigError(`unknown option ${key}`);
+    config[key] = parseValue(spec, String(value), key);
+  }
+  return config as unknown as Config;
+}
+
 export interface ConfigChange {
   readonly option: OptionSpec;
   readonly from: number | string | boolean;
@@ -226,6 +240,25 @@ export function configChanges(before: Config, after: Config): ConfigChange[] {
     if (before[option.key] !== after[option.key]) changes.push({ option, from: before[option.key], to: after[option.key] });
   }
   return changes;
+}
+
+/**
+ * SIGHUP: copies the live options of `next` into `running` in place (the server reads its config
+ * object on each use, so they take effect at once); the other changes wait for a restart.
+ */
+export function applyReload(running: Config, next: Config): { applied: ConfigChange[]; needRestart: ConfigChange[] } {
+  const applied: ConfigChange[] = [];
+  const needRestart: ConfigChange[] = [];
+  const target = running as unknown as Record<string, unknown>;
+  for (const change of configChanges(running, next)) {
+    if (change.option.live) {
+      target[change.option.key] = change.to;
+      applied.push(change);
+    } else {
+      needRestart.push(change);
+    }
+  }
+  return { applied, needRestart };
 }
 
 /** The flags that give a fresh process these options (those equal to the default are left out). */

@@ -4,6 +4,7 @@
  * `drain` empties it), the connection limit and the idle timeout.
  */
 import type { Socket, TCPSocketListener } from "bun";
+import { AuthTable } from "./auth.ts";
 import { ClusterRouter } from "./cluster/router.ts";
 import type { Config } from "./config.ts";
 import { type ProtocolContext, TextProtocol } from "./protocol/text.ts";
@@ -59,6 +60,7 @@ export class CacheServer implements StatsSource {
       virtualKey: hooks.virtualKey ?? null,
       router: this.router,
       routingKey: hooks.routingKey ?? null,
+      auth: config.authFile ? AuthTable.fromFile(config.authFile) : null,
       scheduleFlush: (delay) => this.scheduleFlush(delay),
       shutdown: () => {
         void this.stop().then(() => this.hooks.onShutdown?.());

@@ -19,6 +19,7 @@ function freshProtocol(): TextProtocol {
     virtualKey: null,
     router: null,
     routingKey: null,
+    auth: null,
     scheduleFlush: () => {},
     shutdown: () => {},
   };

@@ -6,6 +6,7 @@
  * never turned into strings: they go from the input bytes to the store and from the store to
  * the output buffer.
  */
+import type { AuthTable } from "../auth.ts";
 import type { ClusterRouter } from "../cluster/router.ts";
 import { valueBlocksByKey } from "../cluster/multiget.ts";
 import type { Config } from "../config.ts";
@@ -35,6 +36,8 @@ export interface ProtocolContext {
   readonly router: ClusterRouter | null;
   /** The part of a key that decides its owner: a virtual key routes by its object key. */
   readonly routingKey: ((key: string) => string) | null;
+  /** With --auth-file: the accepted credentials; connections start unauthenticated. */
+  readonly auth: AuthTable | null;
   scheduleFlush(delaySeconds: number): void;
   shutdown(): void;
 }
@@ -75,6 +78,7 @@ export class TextProtocol {
   onWake: (() => void) | null = null;
   private lineStart = 0;
   private lineEnd = 0;
+  private authenticated: boolean;
   private pending = new Uint8Array(0);
   private pendingLength = 0;
   /** Bytes of a refused data block still to discard. */
@@ -85,7 +89,9 @@ export class TextProtocol {
   /** Where the request after the current one starts. */
   private next = 0;
 
-  constructor(private readonly ctx: ProtocolContext) {}
+  constructor(private readonly ctx: ProtocolContext) {
+    this.authenticated = ctx.auth === null;
+  }
 
   /** Parses as many requests of `chunk` (after any pending bytes) as output room allows. */
   feed(chunk: Uint8Array): void {
@@ -187,6 +193,11 @@ export class TextProtocol {
     const out = this.out;
     if (this.ntokens === 0) {
       out.put(R.R_ERROR);
+      return Step.Done;
+    }
+    if (!this.authenticated && !this.is(buf, 0, "set")) {
+      if (this.is(buf, 0, "quit")) return Step.Close;
+      out.put(R.R_UNAUTHENTICATED);
       return Step.Done;
     }
     const s = this.starts[0];
@@ -493,6 +504,13 @@ export class TextProtocol {
     counters.cmd_set++;
     if (buf[dataStart + vlen] !== 13 || buf[dataStart + vlen + 1] !== 10) {
       this.reply(noreply, R.R_BAD_CHUNK);
+      return Step.Done;
+    }
+    if (!this.authenticated) {
+      this.authenticated = this.ctx.auth!.check(buf, dataStart, vlen);
+      if (!this.authenticated) this.ctx.counters.auth_errors++;
+      this.ctx.counters.auth_cmds++;
+      this.out.put(this.authenticated ? R.R_STORED : R.R_AUTH_FAILED);
       return Step.Done;
     }
     const owner = this.remoteOwner(buf);
