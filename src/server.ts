@@ -10,6 +10,7 @@ import type { Config } from "./config.ts";
 import { type ProtocolContext, TextProtocol } from "./protocol/text.ts";
 import { R_TOO_MANY_CONNECTIONS } from "./protocol/replies.ts";
 import { Counters, type StatsSource } from "./stats.ts";
+import type { EvictionName } from "./store/policy.ts";
 import { Store } from "./store/store.ts";
 
 interface Connection {
@@ -44,7 +45,11 @@ export class CacheServer implements StatsSource {
     readonly config: Config,
     private readonly hooks: ServerHooks = {},
   ) {
-    this.store = new Store({ memoryBytes: config.memoryLimitMb * 1024 * 1024, maxItemBytes: config.maxItemSizeBytes });
+    this.store = new Store({
+      memoryBytes: config.memoryLimitMb * 1024 * 1024,
+      maxItemBytes: config.maxItemSizeBytes,
+      eviction: config.eviction as EvictionName,
+    });
     this.startedAt = this.store.clock.now;
     this.extraStats = [...(hooks.extraStats ?? [])];
     this.router = config.cluster

@@ -7,9 +7,9 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 const MB = 1024 * 1024;
 
-function makeStore(memoryBytes = MB, maxItemBytes = MB): Store {
+function makeStore(memoryBytes = MB, maxItemBytes = MB, eviction: "lru" | "gdsf" = "lru"): Store {
   const clock = new Clock();
-  return new Store({ memoryBytes, maxItemBytes, clock });
+  return new Store({ memoryBytes, maxItemBytes, clock, eviction });
 }
 
 function set(store: Store, key: string, value: string | Uint8Array, exptime = 0, flags = 0): StoreResult {
@@ -109,8 +109,8 @@ describe("store", () => {
     store.checkInvariants();
   });
 
-  test("keeps invariants through a long random mix of operations under eviction", () => {
-    const store = makeStore(128 * 1024, 64 * 1024);
+  test.each(["lru", "gdsf"] as const)("keeps invariants through a long random mix of operations under eviction (%s)", (eviction) => {
+    const store = makeStore(128 * 1024, 64 * 1024, eviction);
     let seed = 12345;
     const rand = (n: number): number => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
@@ -199,4 +199,17 @@ describe("store", () => {
     // The hash buckets (a typed array) live outside the JS heap count; allow a little noise.
     expect(after - before).toBeLessThan(8 * MB);
   }, 60000);
+
+  test("gdsf evicts large, rarely read items before small, often read ones", () => {
+    const store = makeStore(64 * 1024, 64 * 1024, "gdsf");
+    set(store, "big", "b".repeat(20000));
+    for (let i = 0; i < 20; i++) set(store, `small${i}`, "s".repeat(100));
+    for (let r = 0; r < 3; r++) for (let i = 0; i < 20; i++) get(store, `small${i}`);
+    // Under LRU "big" would be the most recent after this read; GDSF still ranks it lowest.
+    get(store, "big");
+    for (let i = 0; i < 5; i++) set(store, `filler${i}`, "f".repeat(9000));
+    expect(has(store, "big")).toBe(false);
+    for (let i = 0; i < 20; i++) expect(has(store, `small${i}`)).toBe(true);
+    store.checkInvariants();
+  });
 });

@@ -1,15 +1,19 @@
-/** The global LRU: one doubly linked list through every item's header, head = most recent. */
+/**
+ * The default policy, exact global LRU: one doubly linked list through every item's header,
+ * head = most recent. A hit moves the item to the head; the victim is the tail, whatever its size.
+ */
 import type { Arena } from "./arena.ts";
 import { F_LRU_NEXT, F_LRU_PREV } from "./item.ts";
+import type { EvictionPolicy } from "./policy.ts";
 
-export class LruList {
+export class LruList implements EvictionPolicy {
   head = 0;
   tail = 0;
   length = 0;
 
   constructor(private readonly arena: Arena) {}
 
-  pushHead(item: number): void {
+  insert(item: number): void {
     const arena = this.arena;
     arena.setWord(item, F_LRU_PREV, 0);
     arena.setWord(item, F_LRU_NEXT, this.head);
@@ -30,16 +34,30 @@ export class LruList {
     this.length--;
   }
 
-  /** Moves a linked item to the head (a hit). */
-  bump(item: number): void {
+  touch(item: number): void {
     if (this.head === item) return;
     this.remove(item);
-    this.pushHead(item);
+    this.insert(item);
+  }
+
+  victim(): number {
+    return this.tail;
   }
 
   clear(): void {
     this.head = 0;
     this.tail = 0;
     this.length = 0;
+  }
+
+  forEach(fn: (item: number) => void): void {
+    const arena = this.arena;
+    let n = 0;
+    for (let it = this.head, prev = 0; it !== 0; prev = it, it = arena.getWord(it, F_LRU_NEXT)) {
+      if (arena.getWord(it, F_LRU_PREV) !== prev) throw new Error(`lru: bad prev link at ${it}`);
+      if (++n > this.length) throw new Error("lru: list longer than its length");
+      fn(it);
+    }
+    if (n !== this.length) throw new Error(`lru: ${n} items linked, length ${this.length}`);
   }
 }

@@ -22,7 +22,7 @@ import {
   firstExtentMinUnits,
   itemBytes,
 } from "./item.ts";
-import { LruList } from "./lru.ts";
+import { createPolicy, type EvictionName, type EvictionPolicy } from "./policy.ts";
 import { HashTable } from "./table.ts";
 
 /** How a storage command treats an existing item. */
@@ -55,6 +55,8 @@ export interface StoreOptions {
   memoryBytes: number;
   maxItemBytes: number;
   clock?: Clock;
+  /** Default "lru", the exact global LRU. */
+  eviction?: EvictionName;
 }
 
 export interface StoreCounters {
@@ -71,7 +73,7 @@ export class Store {
   readonly clock: Clock;
   readonly maxItemBytes: number;
   private readonly table: HashTable;
-  private readonly lru: LruList;
+  private readonly policy: EvictionPolicy;
   /** Bytes held by linked items (all their units). */
   bytesUsed = 0;
   private nextCas = 1;
@@ -84,7 +86,7 @@ export class Store {
     this.clock = options.clock ?? new Clock();
     this.maxItemBytes = options.maxItemBytes;
     this.table = new HashTable(this.arena);
-    this.lru = new LruList(this.arena);
+    this.policy = createPolicy(options.eviction ?? "lru", this.arena);
   }
 
   get itemCount(): number {
@@ -120,7 +122,7 @@ export class Store {
   /** A read hit: finds the item and moves it to the LRU head. */
   get(key: Uint8Array, off: number, len: number): number {
     const it = this.find(key, off, len);
-    if (it !== 0) this.lru.bump(it);
+    if (it !== 0) this.policy.touch(it);
     return it;
   }
 
@@ -168,7 +170,7 @@ export class Store {
     }
     const existing = this.find(key, keyOff, keyLen);
     if (mode === StoreMode.Add && existing !== 0) {
-      this.lru.bump(existing);
+      this.policy.touch(existing);
       return StoreResult.NotStored;
     }
     if (mode === StoreMode.Replace && existing === 0) return StoreResult.NotStored;
@@ -177,17 +179,17 @@ export class Store {
       if (casOf(this.arena, existing) !== cas) return StoreResult.Exists;
     }
     // The old item stays out of eviction's reach while the new one is allocated.
-    if (existing !== 0) this.lru.remove(existing);
+    if (existing !== 0) this.policy.remove(existing);
     const it = this.allocateItem(keyLen, dataLen);
     if (it === 0) {
       if (existing !== 0) {
-        this.lru.pushHead(existing);
+        this.policy.insert(existing, itemBytes(this.arena, existing));
         if (mode === StoreMode.Set) this.unlink(existing);
       }
       return StoreResult.NoMemory;
     }
     if (existing !== 0) {
-      this.lru.pushHead(existing);
+      this.policy.insert(existing, itemBytes(this.arena, existing));
       this.unlink(existing);
     }
     this.fillHeader(it, key, keyOff, keyLen, flags, this.clock.expiryFor(exptime), dataLen);
@@ -214,15 +216,15 @@ export class Store {
       let p = arena.byteOffset(it) + HEADER_BYTES + keyLen;
       for (let i = 0; i < digits.length; i++) seg[p++] = digits.charCodeAt(i);
       this.setCas(it);
-      this.lru.bump(it);
+      this.policy.touch(it);
       return DeltaResult.Ok;
     }
     const bytes = new TextEncoder().encode(digits);
     const flags = arena.getWord(it, F_FLAGS);
     const expiry = arena.getWord(it, F_EXPTIME);
-    this.lru.remove(it);
+    this.policy.remove(it);
     const fresh = this.allocateItem(keyLen, bytes.length);
-    this.lru.pushHead(it);
+    this.policy.insert(it, itemBytes(this.arena, it));
     if (fresh === 0) return DeltaResult.NoMemory;
     this.copyKeyTo(it, scratchKey, 0);
     this.unlink(it);
@@ -236,14 +238,14 @@ export class Store {
   flushAll(): void {
     this.table.forEach((it) => this.freeExtents(it));
     this.table.clear();
-    this.lru.clear();
+    this.policy.clear();
     this.bytesUsed = 0;
   }
 
   /** Evicts from the LRU tail until at least `bytes` have been freed; returns bytes freed. */
   evictBytes(bytes: number): number {
     let freed = 0;
-    while (freed < bytes && this.lru.tail !== 0) freed += this.evictTail();
+    while (freed < bytes && this.policy.length !== 0) freed += this.evictTail();
     return freed;
   }
 
@@ -320,14 +322,11 @@ export class Store {
     const arena = this.arena;
     let n = 0;
     let bytes = 0;
-    for (let it = this.lru.head, prev = 0; it !== 0; prev = it, it = arena.getWord(it, 1)) {
-      if (arena.getWord(it, 0) !== prev) throw new Error(`lru: bad prev link at ${it}`);
+    this.policy.forEach((it) => {
       bytes += itemBytes(arena, it);
-      if (++n > this.table.count) throw new Error("lru longer than the item count");
-    }
-    if (n !== this.table.count || n !== this.lru.length) {
-      throw new Error(`lru has ${n} items, table ${this.table.count}, length ${this.lru.length}`);
-    }
+      n++;
+    });
+    if (n !== this.table.count) throw new Error(`eviction policy holds ${n} items, table ${this.table.count}`);
     if (bytes !== this.bytesUsed) throw new Error(`bytes used ${this.bytesUsed}, items hold ${bytes}`);
     arena.checkFreeLists();
     if (arena.freeUnits * UNIT_BYTES + bytes !== arena.totalBytes - UNIT_BYTES) {
@@ -352,9 +351,9 @@ export class Store {
     const oldLen = arena.getWord(old, F_VALUE_LEN);
     const total = oldLen + dataLen;
     if (HEADER_BYTES + keyLen + total > this.maxItemBytes) return StoreResult.TooLarge;
-    this.lru.remove(old);
+    this.policy.remove(old);
     const it = this.allocateItem(keyLen, total);
-    this.lru.pushHead(old);
+    this.policy.insert(old, itemBytes(this.arena, old));
     if (it === 0) return StoreResult.NoMemory;
     this.fillHeader(it, key, keyOff, keyLen, arena.getWord(old, F_FLAGS), arena.getWord(old, F_EXPTIME), total);
     // Copy the old value through a scratch buffer, then the new bytes before or after it.
@@ -449,7 +448,7 @@ export class Store {
       }
       const spread = this.allocateSpread(keyLen, valueLen);
       if (spread !== 0) return spread;
-      if (this.lru.tail === 0) return 0;
+      if (this.policy.length === 0) return 0;
       this.evictTail();
     }
   }
@@ -492,22 +491,23 @@ export class Store {
   }
 
   private link(it: number, hash: number): void {
+    const bytes = itemBytes(this.arena, it);
     this.table.insert(it, hash);
-    this.lru.pushHead(it);
-    this.bytesUsed += itemBytes(this.arena, it);
+    this.policy.insert(it, bytes);
+    this.bytesUsed += bytes;
     this.counters.totalItems++;
   }
 
   private unlink(it: number): void {
     this.table.remove(it);
-    this.lru.remove(it);
+    this.policy.remove(it);
     this.bytesUsed -= itemBytes(this.arena, it);
     this.freeExtents(it);
   }
 
   /** Evicts the LRU tail item; returns the bytes it held. */
   private evictTail(): number {
-    const it = this.lru.tail;
+    const it = this.policy.victim();
     const exptime = this.arena.getWord(it, F_EXPTIME);
     if (exptime !== 0 && exptime <= this.clock.now) this.counters.reclaimed++;
     else this.counters.evictions++;

@@ -1,0 +1,29 @@
+/**
+ * Which item leaves when memory is needed. The store tells the policy about every item that
+ * enters, is hit or leaves, and asks it for the next victim.
+ */
+import type { Arena } from "./arena.ts";
+import { GdsfHeap } from "./gdsf.ts";
+import { LruList } from "./lru.ts";
+
+export interface EvictionPolicy {
+  readonly length: number;
+  /** An item enters the cache (or comes back after being held out of eviction's reach). */
+  insert(item: number, bytes: number): void;
+  /** An item leaves: deleted, replaced, expired or evicted. */
+  remove(item: number): void;
+  /** A read hit. */
+  touch(item: number): void;
+  /** The item to evict next (0 when empty); the store evicts it right away. */
+  victim(): number;
+  clear(): void;
+  /** Calls fn for every item the policy holds (invariant checks). */
+  forEach(fn: (item: number) => void): void;
+}
+
+export const EVICTION_POLICIES = ["lru", "gdsf"] as const;
+export type EvictionName = (typeof EVICTION_POLICIES)[number];
+
+export function createPolicy(name: EvictionName, arena: Arena): EvictionPolicy {
+  return name === "gdsf" ? new GdsfHeap(arena) : new LruList(arena);
+}
