@@ -28,7 +28,7 @@ const BASE = { keyBytes: 32, setRatio: 0.1 } as const;
 const WORKLOADS: Workload[] = [
   { ...BASE, name: "get:set 9:1, 32 B values", valueBytes: 32, keysPerGet: 1, connections: 16 },
   // 6 connections x 1k-key windows x ~4.2 KB ≈ 26 MB live. memcached -m 64 holds ~14.7k such
-  // items; with 8 connections its segmented LRU already evicts live keys and fails some stores.
+  // items; with 8 connections memcached itself already misses live keys and fails some stores.
   { ...BASE, name: "get:set 9:1, 4 KB values", valueBytes: 4096, keysPerGet: 1, connections: 6 },
   { ...BASE, name: "16-key multiget (9:1, 32 B; ops = keys)", valueBytes: 32, keysPerGet: 16, connections: 16 },
 ];
@@ -124,8 +124,8 @@ async function measure(workload: Workload, spec: ServerSpec, round: number, seco
   const port: number = freePort();
   const logPath: string = join(workDir, `${spec.name}.log`);
   const proc: Subprocess = spawnLogged(argvFor(spec, port), logPath, REPO_ROOT);
+  await waitForMemcache(proc, port, logPath, STARTUP_TIMEOUT_MS); // a server that can't start ends the bench
   try {
-    await waitForMemcache(proc, port, logPath, STARTUP_TIMEOUT_MS);
     const before = await getCounters(port);
     run.result = await runMemaslap(port, workload, seconds, join(workDir, "memaslap.cfg"));
     const after = await getCounters(port);

@@ -5,6 +5,7 @@
 // are sets), so a correct server that holds the live window answers every get with
 // a hit: misses mean the server lost or evicted live data.
 import { writeFileSync } from "node:fs";
+import { track } from "./proc.ts";
 
 export interface MemaslapLoad {
   valueBytes: number;
@@ -65,7 +66,7 @@ export async function runMemaslap(port: number, load: MemaslapLoad, seconds: num
     "--division", String(load.keysPerGet),
     "--verify", "0.01", // compare 1% of returned values with what was set
   ];
-  const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const proc = track(Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
   const killer: Timer = setTimeout(() => proc.kill("SIGKILL"), (seconds + 15) * 1000);
   const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   await proc.exited;

@@ -14,14 +14,18 @@ export function freePort(): number {
   return port;
 }
 
-/** Spawns argv with stdout+stderr appended to logPath; killAll() will end it. */
+/** Remembers a child until it exits so killAll() and the signal handler can end it. */
+export function track<P extends Subprocess>(proc: P): P {
+  tracked.add(proc);
+  proc.exited.then(() => tracked.delete(proc));
+  return proc;
+}
+
+/** Spawns argv with stdout+stderr appended to logPath. */
 export function spawnLogged(argv: string[], logPath: string, cwd?: string): Subprocess {
   const fd: number = openSync(logPath, "a");
   try {
-    const proc: Subprocess = Bun.spawn(argv, { cwd, stdin: "ignore", stdout: fd, stderr: fd });
-    tracked.add(proc);
-    proc.exited.then(() => tracked.delete(proc));
-    return proc;
+    return track(Bun.spawn(argv, { cwd, stdin: "ignore", stdout: fd, stderr: fd }));
   } finally {
     closeSync(fd); // the child has its own copy
   }
