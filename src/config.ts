@@ -60,7 +60,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: "memoryLimitMb", long: "memory-limit", short: "m", kind: "int", default: 64, min: 1, max: 1024 * 1024, help: "item memory in megabytes" },
   { key: "connLimit", long: "conn-limit", short: "c", kind: "int", default: 1024, min: 1, max: 1 << 20, live: true, help: "max simultaneous connections" },
   { key: "maxItemSizeBytes", long: "max-item-size", short: "I", kind: "size", default: MB, min: 1024, max: 1024 * MB, help: "max item size (header + key + value), e.g. 1m, 512k" },
-  { key: "verbose", long: "verbose", short: "v", kind: "count", default: 0, live: true, help: "log more (-v events, -vv requests)" },
+  { key: "verbose", long: "verbose", short: "v", kind: "count", default: 0, live: true, help: "log more: -v adds events (info), -vv debug; warnings and errors always" },
   { key: "maxConnBufferBytes", long: "max-conn-buffer", kind: "size", default: 4 * MB, min: 64 * 1024, max: 1024 * MB, live: true, help: "per-connection unsent output above which reading pauses" },
   { key: "idleTimeoutSeconds", long: "idle-timeout", kind: "int", default: 0, min: 0, max: 86400 * 365, live: true, help: "close connections idle this many seconds (0 = never)" },
   { key: "enableShutdown", long: "enable-shutdown", kind: "flag", default: false, live: true, help: "allow the shutdown command" },

@@ -1,13 +1,20 @@
 #!/usr/bin/env bun
-/** Command-line entry: flags → config → server, signals, exit codes. */
-import { ConfigError, helpText, parseArgs } from "./config.ts";
+/**
+ * Command-line entry: flags and --config file → config → server, logging, metrics and signals.
+ *   SIGTERM, SIGINT  stop accepting, give in-flight requests --shutdown-timeout seconds, exit 0
+ *   SIGHUP           re-read the config file, apply the live options, reload the Lua scripts
+ * Exit codes: 0 done, 1 cannot start (port taken, ...), 2 bad flags or config file.
+ */
+import { applyReload, type Config, ConfigError, helpText, loadConfig } from "./config.ts";
+import { type Level, type LogFormat, Logger } from "./log.ts";
+import { LatencyHistograms, type MetricsServer, startMetrics } from "./metrics.ts";
 import { CacheServer } from "./server.ts";
 import { COMMIT, VERSION } from "./version.ts";
 
-function main(argv: string[]): void {
-  let config;
+async function main(argv: readonly string[]): Promise<void> {
+  let config: Config;
   try {
-    config = parseArgs(argv);
+    config = loadConfig(argv);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     process.stderr.write(`cacheismo: ${e.message}\nrun "cacheismo --help" to see every option\n`);
@@ -21,21 +28,106 @@ function main(argv: string[]): void {
     process.stdout.write(`cacheismo ${VERSION} (${COMMIT})\n`);
     process.exit(0);
   }
-  const server = new CacheServer(config, { onShutdown: () => process.exit(0) });
+
+  const log = new Logger({ format: config.logFormat as LogFormat, verbose: config.verbose });
+  // Served by /metrics; the protocol records into it once the server takes it as a hook.
+  const latency = new LatencyHistograms();
+  const server = new CacheServer(config, {
+    latency,
+    log: (level, msg) => log.log(level as Level, msg),
+    onShutdown: () => {
+      log.info("stopped by the shutdown command");
+      process.exit(0);
+    },
+  });
   try {
-    server.start();
+    await server.start();
   } catch (e) {
-    process.stderr.write(`cacheismo: cannot listen on ${config.listen}:${config.port}: ${(e as Error).message}\n`);
+    log.error("cannot listen", { addr: `${config.listen}:${config.port}`, error: (e as Error).message });
     process.exit(1);
   }
-  if (config.verbose > 0) {
-    process.stderr.write(`level=info msg="listening" addr=${config.listen}:${server.port} memory_mb=${config.memoryLimitMb}\n`);
+
+  let stopping = false;
+  let metrics: MetricsServer | null = null;
+  if (config.metricsPort > 0) {
+    try {
+      metrics = startMetrics({ hostname: config.listen, port: config.metricsPort, source: server, latency, healthy: () => !stopping });
+    } catch (e) {
+      log.error("cannot serve metrics", { addr: `${config.listen}:${config.metricsPort}`, error: (e as Error).message });
+      process.exit(1);
+    }
   }
-  const stop = (): void => {
-    void server.stop().then(() => process.exit(0));
+  log.info("listening", {
+    addr: `${config.listen}:${server.port}`,
+    memory_mb: config.memoryLimitMb,
+    metrics: metrics ? `${config.listen}:${metrics.port}` : "off",
+    config: config.configFile || "none",
+    version: VERSION,
+    commit: COMMIT,
+  });
+
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) {
+      log.warn("second signal: exiting without waiting", { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    const timeoutMs = config.shutdownTimeoutSeconds * 1000;
+    log.info("shutting down", { signal, timeout_s: config.shutdownTimeoutSeconds });
+    const finished = await within(stopGracefully(server), timeoutMs);
+    if (!finished) log.warn("shutdown timeout passed; closing the remaining connections", { timeout_s: config.shutdownTimeoutSeconds });
+    await metrics?.stop();
+    log.info("stopped", { signal });
+    process.exit(0);
   };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+
+  let reloading = Promise.resolve();
+  process.on("SIGHUP", () => {
+    // Signals can arrive faster than a reload finishes; run them one after another.
+    reloading = reloading.then(() => reload(argv, config, log, server));
+  });
 }
 
-main(process.argv.slice(2));
+/**
+ * Stops accepting and closes the connections. CacheServer.stop() closes them at once, so today
+ * nothing is left in flight to wait for; once server.ts offers a draining stop (close each
+ * connection when it has no partial request and no unsent reply) call it here.
+ */
+function stopGracefully(server: CacheServer): Promise<void> {
+  return server.stop();
+}
+
+/** Whether `work` settled within `ms` (it keeps running either way). */
+async function within(work: Promise<void>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<boolean>((done) => (timer = setTimeout(() => done(false), ms)));
+  const result = await Promise.race([work.then(() => true), timeout]);
+  clearTimeout(timer);
+  return result;
+}
+
+/** SIGHUP: config file again (flags still win), live options into the running config, scripts. */
+async function reload(argv: readonly string[], running: Config, log: Logger, server: CacheServer): Promise<void> {
+  let next: Config;
+  try {
+    next = loadConfig(argv);
+  } catch (e) {
+    log.error("reload failed; keeping the running configuration", { error: (e as Error).message });
+    return;
+  }
+  const { applied, needRestart } = applyReload(running, next);
+  log.configure(running.logFormat as LogFormat, running.verbose);
+  for (const c of applied) log.info("config changed", { option: c.option.long, from: c.from, to: c.to });
+  for (const c of needRestart) log.warn("config change needs a restart", { option: c.option.long, running: c.from, file: c.to });
+  try {
+    const scripts = await server.reloadScripts();
+    for (const error of scripts) log.error("script load error", { error });
+    log.info("reloaded", { config: running.configFile || "none", changed: applied.length, pending_restart: needRestart.length, script_errors: scripts.length });
+  } catch (e) {
+    log.error("script reload failed; keeping the loaded scripts", { error: (e as Error).message });
+  }
+}
+
+void main(process.argv.slice(2));

@@ -7,7 +7,9 @@ import type { Socket, TCPSocketListener } from "bun";
 import { AuthTable } from "./auth.ts";
 import { ClusterRouter } from "./cluster/router.ts";
 import type { Config } from "./config.ts";
-import { type ProtocolContext, TextProtocol } from "./protocol/text.ts";
+import { type LatencyRecorder, type ProtocolContext, TextProtocol } from "./protocol/text.ts";
+import { createScripting, type Scripting } from "./scripting/engine.ts";
+import { StoreObjectAccess } from "./store/object-access.ts";
 import { R_TOO_MANY_CONNECTIONS } from "./protocol/replies.ts";
 import { Counters, type StatsSource } from "./stats.ts";
 import type { EvictionName } from "./store/policy.ts";
@@ -21,10 +23,10 @@ interface Connection {
 }
 
 export interface ServerHooks {
-  /** Runs a virtual key; null when the key is an ordinary key. */
-  virtualKey?: ((key: string) => Uint8Array | null) | null;
-  /** The part of a key that decides its cluster owner (a virtual key's object key). */
-  routingKey?: ((key: string) => string) | null;
+  /** Per-command latency (the metrics endpoint's histograms). */
+  latency?: LatencyRecorder | null;
+  /** Where scripting reports script load errors and failures. */
+  log?: (level: string, msg: string) => void;
   extraStats?: (() => [string, string | number][])[];
   /** Called after the `shutdown` command (when enabled) stopped the server. */
   onShutdown?: () => void;
@@ -40,6 +42,7 @@ export class CacheServer implements StatsSource {
   private readonly sockets = new Set<Socket<Connection>>();
   private readonly context: ProtocolContext;
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  private scripting: Scripting | null = null;
 
   constructor(
     readonly config: Config,
@@ -62,9 +65,10 @@ export class CacheServer implements StatsSource {
       counters: this.counters,
       config,
       stats: this,
-      virtualKey: hooks.virtualKey ?? null,
+      virtualKey: null,
       router: this.router,
-      routingKey: hooks.routingKey ?? null,
+      routingKey: null,
+      latency: hooks.latency ?? null,
       auth: config.authFile ? AuthTable.fromFile(config.authFile) : null,
       scheduleFlush: (delay) => this.scheduleFlush(delay),
       shutdown: () => {
@@ -81,7 +85,21 @@ export class CacheServer implements StatsSource {
     return this.config.listen;
   }
 
-  start(): void {
+  /** Loads the Lua objects (with --virtual-keys), then listens. Rejects when it cannot listen. */
+  async start(): Promise<void> {
+    const config = this.config;
+    if (config.virtualKeys && this.scripting === null) {
+      const scripting = await createScripting({
+        store: new StoreObjectAccess(this.store),
+        scriptsDir: config.scriptsDir,
+        timeoutMs: config.scriptTimeoutMs,
+        memoryMb: config.scriptMemoryMb,
+        log: this.hooks.log,
+      });
+      this.scripting = scripting;
+      this.context.virtualKey = (key) => scripting.handleGetKey(key);
+      this.context.routingKey = (key) => scripting.routingKey(key);
+    }
     this.store.clock.start();
     const server = this;
     this.listener = Bun.listen<Connection>({
@@ -115,8 +133,15 @@ export class CacheServer implements StatsSource {
     });
   }
 
+  /** Re-reads the scripts directory (SIGHUP); stored objects survive. Returns load errors. */
+  async reloadScripts(): Promise<string[]> {
+    return this.scripting === null ? [] : this.scripting.reload();
+  }
+
   /** Stops listening and closes every connection. */
   async stop(): Promise<void> {
+    this.scripting?.close();
+    this.scripting = null;
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
     this.store.clock.stop();
     this.listener?.stop(true);

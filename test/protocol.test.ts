@@ -20,6 +20,7 @@ function freshProtocol(): TextProtocol {
     router: null,
     routingKey: null,
     auth: null,
+    latency: null,
     scheduleFlush: () => {},
     shutdown: () => {},
   };

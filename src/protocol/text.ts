@@ -30,16 +30,22 @@ export interface ProtocolContext {
   readonly counters: Counters;
   readonly config: Config;
   readonly stats: StatsSource;
-  /** Runs a virtual key (`type:method:key:…`); null when the key is an ordinary key. */
-  readonly virtualKey: ((key: string) => Uint8Array | null) | null;
+  /** Runs a virtual key (`type:method:key:…`); null when the key is an ordinary key. Set at start. */
+  virtualKey: ((key: string) => Uint8Array | null) | null;
   /** With --cluster: who owns which key, and the way to forward requests to them. */
   readonly router: ClusterRouter | null;
-  /** The part of a key that decides its owner: a virtual key routes by its object key. */
-  readonly routingKey: ((key: string) => string) | null;
+  /** The part of a key that decides its owner: a virtual key routes by its object key. Set at start. */
+  routingKey: ((key: string) => string) | null;
+  /** Per-command latency, when metrics are on. */
+  readonly latency: LatencyRecorder | null;
   /** With --auth-file: the accepted credentials; connections start unauthenticated. */
   readonly auth: AuthTable | null;
   scheduleFlush(delaySeconds: number): void;
   shutdown(): void;
+}
+
+export interface LatencyRecorder {
+  record(command: string, seconds: number): void;
 }
 
 const enum Step {
@@ -54,6 +60,8 @@ const enum Step {
 }
 
 const latin1 = new TextDecoder("latin1");
+
+const COMMAND_NAMES = ["get", "set", "gets", "add", "replace", "append", "prepend", "cas", "incr", "decr", "touch", "delete", "gat", "gats"] as const;
 
 function hasColon(buf: Uint8Array, k: number, klen: number): boolean {
   for (let i = k, end = k + klen; i < end; i++) if (buf[i] === 58) return true;
@@ -79,6 +87,8 @@ export class TextProtocol {
   private lineStart = 0;
   private lineEnd = 0;
   private authenticated: boolean;
+  /** Length of the error line a failed virtual key left at the end of the output. */
+  private errorLength = 0;
   private pending = new Uint8Array(0);
   private pendingLength = 0;
   /** Bytes of a refused data block still to discard. */
@@ -184,6 +194,21 @@ export class TextProtocol {
 
   /** One request whose line is buf[pos, nl]. Sets this.next when done. */
   private request(buf: Uint8Array, pos: number, nl: number, end: number): Step {
+    const latency = this.ctx.latency;
+    if (latency === null) return this.dispatch(buf, pos, nl, end);
+    const t0 = performance.now();
+    const step = this.dispatch(buf, pos, nl, end);
+    latency.record(this.commandName(buf), (performance.now() - t0) / 1000);
+    return step;
+  }
+
+  /** The current request's command as one of the constant names (for metrics), else "other". */
+  private commandName(buf: Uint8Array): string {
+    if (this.ntokens > 0) for (const name of COMMAND_NAMES) if (this.is(buf, 0, name)) return name;
+    return "other";
+  }
+
+  private dispatch(buf: Uint8Array, pos: number, nl: number, end: number): Step {
     let lineEnd = nl;
     if (lineEnd > pos && buf[lineEnd - 1] === 13) lineEnd--;
     this.next = nl + 1;
@@ -307,39 +332,55 @@ export class TextProtocol {
       if (this.ctx.router !== null && i > k && this.ownerOf(buf, k, i - k) !== this.ctx.router.selfIndex) remote = true;
     }
     if (remote) return this.routedGet(buf, first, lineEnd, withCas, touch, exptime);
+    const start = out.length;
     for (let i = first; i < lineEnd; ) {
       while (i < lineEnd && buf[i] === 32) i++;
       if (i >= lineEnd) break;
       const k = i;
       while (i < lineEnd && buf[i] !== 32) i++;
-      this.lookupInto(out, buf, k, i - k, withCas, touch, exptime);
+      if (!this.lookupInto(out, buf, k, i - k, withCas, touch, exptime)) {
+        // A failed script answers the whole request with its error line, as memcached ends a
+        // request on an error: an END after it would be read as the next request's reply.
+        out.bytes.copyWithin(start, out.length - this.errorLength, out.length);
+        out.length = start + this.errorLength;
+        return Step.Done;
+      }
     }
     out.put(R.R_END);
     return Step.Done;
   }
 
-  /** Appends the reply block of one retrieval key (nothing on a miss) to `target`. */
-  private lookupInto(target: OutputBuffer, buf: Uint8Array, k: number, klen: number, withCas: boolean, touch: boolean, exptime: number): void {
+  /**
+   * Appends the reply block of one retrieval key (nothing on a miss) to `target`. Returns false
+   * when a virtual key's script failed: then its error line, errorLength bytes, ends `target`.
+   */
+  private lookupInto(target: OutputBuffer, buf: Uint8Array, k: number, klen: number, withCas: boolean, touch: boolean, exptime: number): boolean {
     const { store, counters, virtualKey } = this.ctx;
     if (touch) counters.cmd_touch++;
     counters.cmd_get++;
-    if (virtualKey !== null && hasColon(buf, k, klen)) {
+    // Virtual keys run for plain `get` only, as in the original (gets/gat need a real item).
+    if (virtualKey !== null && !withCas && !touch && hasColon(buf, k, klen)) {
       const reply = virtualKey(latin1.decode(buf.subarray(k, k + klen)));
       if (reply !== null) {
-        counters.get_hits++;
         target.put(reply);
-        return;
+        if (reply[0] !== 86 /* V */) {
+          this.errorLength = reply.length;
+          return false;
+        }
+        counters.get_hits++;
+        return true;
       }
     }
     const it = touch ? store.getAndTouch(buf, k, klen, exptime) : store.get(buf, k, klen);
     if (it === 0) {
       counters.get_misses++;
       if (touch) counters.touch_misses++;
-      return;
+      return true;
     }
     counters.get_hits++;
     if (touch) counters.touch_hits++;
     this.writeValue(target, buf, k, klen, it, withCas);
+    return true;
   }
 
   /** A multi-key retrieval whose keys live on several nodes: ask each owner, merge in key order. */
@@ -360,7 +401,10 @@ export class TextProtocol {
       const owner = this.ownerOf(buf, k, i - k);
       if (owner === router.selfIndex) {
         scratch.length = 0;
-        this.lookupInto(scratch, buf, k, i - k, withCas, touch, exptime);
+        if (!this.lookupInto(scratch, buf, k, i - k, withCas, touch, exptime)) {
+          this.out.put(scratch.bytes.subarray(0, scratch.length));
+          return Step.Done;
+        }
         local.set(key, scratch.bytes.slice(0, scratch.length));
       } else {
         const list = byOwner.get(owner) ?? [];
@@ -370,8 +414,9 @@ export class TextProtocol {
     }
     const asks = [...byOwner].map(async ([owner, ownerKeys]) => {
       const result = await router.forward(owner, latin1Bytes(`${command} ${ownerKeys.join(" ")}\r\n`));
-      const blocks = result.ok ? valueBlocksByKey(result.reply) : null;
-      return blocks ?? router.unavailableReply(owner);
+      if (!result.ok) return result.reply;
+      // An owner's error line (a failed script, say) is passed on as the request's reply.
+      return valueBlocksByKey(result.reply) ?? (result.reply[0] === 86 /* V */ ? router.unavailableReply(owner) : result.reply);
     });
     this.deliver(
       Promise.all(asks).then((answers) => {

@@ -15,9 +15,12 @@ local function expect(value, luaType, what)
   return value
 end
 
+-- The metatables below are shared by every script; __metatable hides them
+-- from getmetatable so that no script can patch methods the others rely on.
+
 -- CacheItem: a snapshot of one stored item (or one about to be stored).
 -- References are garbage collected, so delete() has nothing to release.
-local CacheItem = {}
+local CacheItem = { __metatable = "CacheItem" }
 CacheItem.__index = CacheItem
 
 local function newCacheItem(key, data, flags, exptime)
@@ -33,7 +36,7 @@ function CacheItem:getData() return self.data end
 function CacheItem:delete() end
 
 -- HashMap: the one global item map.
-local HashMap = {}
+local HashMap = { __metatable = "HashMap" }
 HashMap.__index = HashMap
 local hashMap = setmetatable({}, HashMap)
 
@@ -48,7 +51,7 @@ end
 
 -- Returns false when the store has no memory for the item.
 function HashMap:put(item)
-  if getmetatable(item) ~= CacheItem then error("put expects a CacheItem", 2) end
+  if getmetatable(item) ~= "CacheItem" then error("put expects a CacheItem", 2) end
   return hostSet(item.key, item.data, item.flags, item.exptime)
 end
 
@@ -62,11 +65,11 @@ end
 
 -- Command: the current `get` of one virtual key. Writes are collected and
 -- become the reply block for that key.
-local Command = {}
+local Command = { flags = 0, exptime = 0, delta = 0, noreply = 0, __metatable = "Command" }
 Command.__index = Command
 
 function host.newCommand(key)
-  return setmetatable({ key = key, flags = 0, exptime = 0, delta = 0, noreply = 0 }, Command)
+  return setmetatable({ key = key }, Command)
 end
 
 function Command:getCommand() return "get" end
@@ -112,7 +115,7 @@ function Command:writeString(s)
 end
 
 function Command:writeCacheItem(item)
-  if getmetatable(item) ~= CacheItem then error("writeCacheItem expects a CacheItem", 2) end
+  if getmetatable(item) ~= "CacheItem" then error("writeCacheItem expects a CacheItem", 2) end
   return self:writeString(format("VALUE %s %d %d\r\n", item.key, item.flags, #item.data) .. item.data .. "\r\n")
 end
 

@@ -11,13 +11,20 @@ local MAGIC = "\142"
 local T_BOOLEAN, T_NUMBER, T_STRING, T_TABLE = 1, 3, 4, 5
 local TAG_REF, TAG_INLINE = 1, 2
 
--- Per-call state. Neither direction runs script code (no metamethods are
--- consulted), so one call can never start inside another.
-local seen, tableCount, refs
+-- Most pairs are string/number keys with string/number values: one pack each.
+local CODE = { string = T_STRING, number = T_NUMBER }
+local PAIR_FORMAT = {
+  string = { string = "<Bs4Bs4", number = "<Bs4Bd" },
+  number = { string = "<BdBs4", number = "<BdBd" },
+}
+
+-- State lives in per-call tables, not upvalues: a finalizer run by the
+-- collector in the middle of a call may itself marshal.
 
 local encodePairs
 
-local function encodeValue(v, out, n)
+-- seen maps each table met so far to its reference number; seen.n counts them.
+local function encodeValue(v, out, n, seen)
   local tv = type(v)
   n = n + 1
   if tv == "string" then
@@ -31,10 +38,10 @@ local function encodeValue(v, out, n)
     if ref then
       out[n] = spack("<BBi4", T_TABLE, TAG_REF, ref)
     else
-      tableCount = tableCount + 1
-      seen[v] = tableCount
+      seen.n = seen.n + 1
+      seen[v] = seen.n
       local body = {}
-      encodePairs(v, body, 0)
+      encodePairs(v, body, 0, seen)
       out[n] = spack("<BBs4", T_TABLE, TAG_INLINE, concat(body))
     end
   else
@@ -43,9 +50,16 @@ local function encodeValue(v, out, n)
   return n
 end
 
-encodePairs = function(t, out, n)
+encodePairs = function(t, out, n, seen)
   for k, v in next, t do
-    n = encodeValue(v, out, encodeValue(k, out, n))
+    local formats = PAIR_FORMAT[type(k)]
+    local format = formats and formats[type(v)]
+    if format then
+      n = n + 1
+      out[n] = spack(format, CODE[type(k)], k, CODE[type(v)], v)
+    else
+      n = encodeValue(v, out, encodeValue(k, out, n, seen), seen)
+    end
   end
   return n
 end
@@ -56,18 +70,32 @@ end
 
 local decodeValue
 
-local function decodePairs(s, pos, stop, t)
+-- refs lists the tables decoded so far, by reference number.
+local function decodePairs(s, pos, stop, t, refs)
   local k, v
   while pos < stop do
-    k, pos = decodeValue(s, pos)
-    v, pos = decodeValue(s, pos)
-    if k == nil then corrupt() end
+    -- Inline fast paths for string keys and string/number values.
+    if byte(s, pos) == T_STRING then
+      k, pos = sunpack("<s4", s, pos + 1)
+    else
+      k, pos = decodeValue(s, pos, refs)
+      if k == nil then corrupt() end
+    end
+    local tv = byte(s, pos)
+    if tv == T_NUMBER then
+      v, pos = sunpack("<d", s, pos + 1)
+      v = tointeger(v) or v
+    elseif tv == T_STRING then
+      v, pos = sunpack("<s4", s, pos + 1)
+    else
+      v, pos = decodeValue(s, pos, refs)
+    end
     t[k] = v
   end
   if pos ~= stop then corrupt() end
 end
 
-decodeValue = function(s, pos)
+decodeValue = function(s, pos, refs)
   local tv = byte(s, pos)
   if tv == T_STRING then
     return sunpack("<s4", s, pos + 1)
@@ -84,7 +112,7 @@ decodeValue = function(s, pos)
       local len, start = sunpack("<I4", s, pos + 2)
       local t = {}
       refs[#refs + 1] = t
-      decodePairs(s, start, start + len, t)
+      decodePairs(s, start, start + len, t, refs)
       return t, start + len
     elseif tag == TAG_REF then
       local ref, nextPos = sunpack("<i4", s, pos + 2)
@@ -106,10 +134,8 @@ end
 function table.marshal(...)
   local t = lastArgument(...)
   if type(t) ~= "table" then error("table.marshal: table expected", 2) end
-  seen, tableCount = { [t] = 1 }, 1
   local out = { MAGIC }
-  encodePairs(t, out, 1)
-  seen = nil
+  encodePairs(t, out, 1, { [t] = 1, n = 1 })
   return concat(out)
 end
 
@@ -118,9 +144,7 @@ function table.unmarshal(...)
   if type(s) ~= "string" then error("table.unmarshal: string expected", 2) end
   if byte(s, 1) ~= 0x8E then corrupt() end
   local t = {}
-  refs = { t }
-  decodePairs(s, 2, #s + 1, t)
-  refs = nil
+  decodePairs(s, 2, #s + 1, t, { t })
   return t
 end
 

@@ -9,6 +9,8 @@ local TIMEOUT = host.TIMEOUT_MESSAGE
 io, debug, package = nil, nil, nil
 require, dofile, loadfile = nil, nil, nil
 string.dump = nil
+-- Strings share one metatable; hidden, no script can redefine ("x"):find for all.
+getmetatable("").__metatable = "string"
 
 -- os keeps only what reads the clock; os.time() reads the server's clock so
 -- that tests can move it.
@@ -52,6 +54,8 @@ do
   end
   coroutine.resume = function(...) return passTimeout(rawResume(...)) end
   coroutine.close = function(...) return passTimeout(rawClose(...)) end
+  -- coroutine.wrap re-raises errors itself. Whatever still catches the timeout
+  -- gets it again: the hook keeps raising it until the call ends.
 end
 
 -- The collector may be asked to run, never to stop.

@@ -1,4 +1,6 @@
 -- Helpers for object types, with the original config.lua's names (reference 5.7).
+-- They are globals for scripts, but call each other through locals so that a
+-- script replacing a global cannot change how the bundled types work.
 -- An object is a Lua table kept, marshalled, in an ordinary store item under
 -- storageKey(typeName, objectKey) = "\1" .. typeName .. "$" .. objectKey.
 -- Memcached keys cannot hold control characters, so no client key can read,
@@ -8,66 +10,138 @@ local hostGet, hostSet, replyString = host.get, host.set, host.replyString
 local marshal, unmarshal = table.marshal, table.unmarshal
 local type, error = type, error
 
-function storageKey(typeName, objectKey)
+local function storageKey(typeName, objectKey)
   return "\1" .. typeName .. "$" .. objectKey
 end
 
 -- Raises "missing argument: <name>" (the reply becomes SERVER_ERROR) when a
 -- virtual key has too few segments.
-function needArgument(value, name)
+local function needArgument(value, name)
   if value == nil then error("missing argument: " .. name, 0) end
   return value
 end
 
 -- Appends `VALUE <key> 0 <len>\r\n<value>\r\n`; numbers print as %.14g.
-function writeStringAsValue(cmd, key, value)
+local function writeStringAsValue(cmd, key, value)
   value = replyString(value)
   return cmd:writeString("VALUE " .. key .. " 0 " .. #value .. "\r\n" .. value .. "\r\n")
 end
 
--- The object as a table, or nil when it is not stored.
-function loadObject(typeName, objectKey)
+-- Decoded objects by storage key, each with the bytes it was decoded from.
+-- An entry is used only when the stored bytes are still identical, so a
+-- change made elsewhere (eviction, delete, another script) is never missed.
+-- The cache is for hot objects only: it holds at most DECODED_CACHE_ENTRIES
+-- objects and host.DECODED_CACHE_BYTES of encoded bytes (a small share of the
+-- Lua heap), and starts over empty when either is reached. That is cheaper
+-- than tracking recency, a hot object is back after one call, and the few
+-- live tables add little to the collector's work. An entry is out of the
+-- cache while in use.
+local DECODED_CACHE_ENTRIES = 256
+local DECODED_CACHE_BYTES = host.DECODED_CACHE_BYTES
+local decoded, decodedCount, decodedBytes = {}, 0, 0
+
+local function cacheDecoded(skey, entry)
+  local size = #entry.data
+  if size > DECODED_CACHE_BYTES then return end
+  if decodedCount >= DECODED_CACHE_ENTRIES or decodedBytes + size > DECODED_CACHE_BYTES then
+    decoded, decodedCount, decodedBytes = {}, 0, 0
+  end
+  decoded[skey] = entry
+  decodedCount = decodedCount + 1
+  decodedBytes = decodedBytes + size
+end
+
+-- The entry for (skey, data), taken out of the cache: whoever holds it may
+-- change the object, and puts it back only if the object matches the store.
+local function takeDecoded(skey, data)
+  local entry = decoded[skey]
+  if entry ~= nil then
+    decoded[skey] = nil
+    decodedCount = decodedCount - 1
+    decodedBytes = decodedBytes - #entry.data
+    if entry.data == data then return entry end
+  end
+  return { data = data, obj = unmarshal(data) }
+end
+
+-- The object as a table of its own, or nil when it is not stored.
+local function loadObject(typeName, objectKey)
   local data = hostGet(storageKey(typeName, objectKey))
   if data == nil then return nil end
   return unmarshal(data)
 end
 
 -- Objects never expire; they leave only through the store's LRU.
-function storeObject(typeName, objectKey, obj)
+local function storeObject(typeName, objectKey, obj)
   if not hostSet(storageKey(typeName, objectKey), marshal(obj), 0, 0) then
     error("out of memory storing object", 0)
   end
 end
 
--- fn(obj, ...) computes the reply; the object is not written back.
-function executeReadOnly(cmd, key, typeName, objectKey, fn, ...)
-  needArgument(objectKey, "object key")
-  local data = hostGet(storageKey(typeName, objectKey))
-  if data == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
-  return writeStringAsValue(cmd, key, fn(unmarshal(data), ...))
-end
-
--- fn(obj, ...) may change the object; it is stored again only if it changed.
-function executeReadWrite(cmd, key, typeName, objectKey, fn, ...)
+-- fn(obj, ...) computes the reply; changes to obj are not stored.
+local function executeReadOnly(cmd, key, typeName, objectKey, fn, ...)
   needArgument(objectKey, "object key")
   local skey = storageKey(typeName, objectKey)
   local data = hostGet(skey)
   if data == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
-  local obj = unmarshal(data)
-  local result = fn(obj, ...)
-  local newData = marshal(obj)
-  if newData ~= data and not hostSet(skey, newData, 0, 0) then
-    error("out of memory storing object", 0)
+  return writeStringAsValue(cmd, key, fn(takeDecoded(skey, data).obj, ...))
+end
+
+-- fn(obj, ...) may change the object; it is stored again only if it changed.
+-- fn may return false after the reply to say it changed nothing, which also
+-- skips encoding the object. The object stays cached for the next call, so fn
+-- must not keep it.
+local function executeReadWrite(cmd, key, typeName, objectKey, fn, ...)
+  needArgument(objectKey, "object key")
+  local skey = storageKey(typeName, objectKey)
+  local data = hostGet(skey)
+  if data == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
+  local entry = takeDecoded(skey, data)
+  local result, changed = fn(entry.obj, ...)
+  if changed ~= false then
+    local newData = marshal(entry.obj)
+    if newData ~= data and not hostSet(skey, newData, 0, 0) then
+      error("out of memory storing object", 0)
+    end
+    entry.data = newData
   end
+  cacheDecoded(skey, entry)
   return writeStringAsValue(cmd, key, result)
 end
 
 -- obj = fn(...) replaces any stored object (CREATED); nil leaves the stored
 -- object alone (NOT_CREATED).
-function executeNew(cmd, key, typeName, objectKey, fn, ...)
+local function executeNew(cmd, key, typeName, objectKey, fn, ...)
   needArgument(objectKey, "object key")
   local obj = fn(...)
   if type(obj) ~= "table" then return writeStringAsValue(cmd, key, "NOT_CREATED") end
   storeObject(typeName, objectKey, obj)
   return writeStringAsValue(cmd, key, "CREATED")
 end
+
+-- For the bundled types only (their read methods never change the object):
+-- the same as executeReadOnly and loadObject, but the decoded object stays
+-- cached and is shared with later calls.
+function host.executeShared(cmd, key, typeName, objectKey, fn, ...)
+  needArgument(objectKey, "object key")
+  local skey = storageKey(typeName, objectKey)
+  local data = hostGet(skey)
+  if data == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
+  local entry = takeDecoded(skey, data)
+  local result = fn(entry.obj, ...)
+  cacheDecoded(skey, entry)
+  return writeStringAsValue(cmd, key, result)
+end
+
+function host.loadShared(typeName, objectKey)
+  local skey = storageKey(typeName, objectKey)
+  local data = hostGet(skey)
+  if data == nil then return nil end
+  local entry = takeDecoded(skey, data)
+  cacheDecoded(skey, entry)
+  return entry.obj
+end
+
+_G.storageKey, _G.needArgument, _G.writeStringAsValue = storageKey, needArgument, writeStringAsValue
+_G.loadObject, _G.storeObject = loadObject, storeObject
+_G.executeReadOnly, _G.executeReadWrite, _G.executeNew = executeReadOnly, executeReadWrite, executeNew

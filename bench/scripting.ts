@@ -1,0 +1,83 @@
+/**
+ * In-process throughput of virtual keys (Scripting.handleGetKey over a
+ * Map-backed store, no network): `bun run bench/scripting.ts [seconds per case]`.
+ * Each case runs three rounds after a warm-up; the table shows the median.
+ * Putting a member the set already has changes nothing, so the set is not
+ * re-encoded; the put/delete case changes the 1000-member set every call.
+ */
+import { createScripting } from "../src/scripting/engine.ts";
+import type { ObjectStoreAccess } from "../src/scripting/store-access.ts";
+
+interface Item {
+  data: Uint8Array;
+  flags: number;
+  exptime: number;
+}
+
+class MapStore implements ObjectStoreAccess {
+  private readonly items = new Map<string, Item>();
+  get(key: string): Item | null {
+    return this.items.get(key) ?? null;
+  }
+  set(key: string, data: Uint8Array, flags: number, exptime: number): boolean {
+    this.items.set(key, { data, flags, exptime });
+    return true;
+  }
+  delete(key: string): boolean {
+    return this.items.delete(key);
+  }
+  keysWithPrefix(prefix: string): string[] {
+    return [...this.items.keys()].filter((k) => k.startsWith(prefix));
+  }
+  evictLRU(): number {
+    return 0;
+  }
+}
+
+const secondsPerRound = Number(process.argv[2] ?? "1") / 3;
+const s = await createScripting({ store: new MapStore(), timeoutMs: 100, memoryMb: 64 });
+
+function setup(keys: string[]): void {
+  for (const key of keys) {
+    const reply = s.handleGetKey(key);
+    const text = reply === null ? "null" : new TextDecoder().decode(reply);
+    if (!text.startsWith("VALUE")) throw new Error(`setup failed at ${key}: ${text}`);
+  }
+}
+
+/** Operations per second of `op(i)`, run for about `seconds`. */
+function round(op: (i: number) => void, seconds: number): number {
+  const deadline = performance.now() + seconds * 1000;
+  const started = performance.now();
+  let n = 0;
+  while (performance.now() < deadline) {
+    for (let j = 0; j < 256; j++) op(n++);
+  }
+  return (n / (performance.now() - started)) * 1000;
+}
+
+function measure(op: (i: number) => void): number {
+  round(op, Math.min(0.2, secondsPerRound));
+  const rates = [round(op, secondsPerRound), round(op, secondsPerRound), round(op, secondsPerRound)].sort((a, b) => a - b);
+  return rates[1];
+}
+
+setup(["quota:new:q:1000000000000:day", "set:new:s"]);
+setup(Array.from({ length: 1000 }, (_, i) => `set:put:s:${i}`));
+
+const setKeys = Array.from({ length: 1000 }, (_, i) => `set:put:s:${i}`);
+const existKeys = Array.from({ length: 1000 }, (_, i) => `set:exist:s:${i}`);
+const cases: [string, (i: number) => void][] = [
+  ["quota:addandcheck:q:1", () => s.handleGetKey("quota:addandcheck:q:1")],
+  ["set:put:s:<i % 1000> (1000 members)", (i) => s.handleGetKey(setKeys[i % 1000])],
+  ["set:put / set:delete of a 1001st member", (i) => s.handleGetKey(i % 2 === 0 ? "set:put:s:extra" : "set:delete:s:extra")],
+  ["set:exist:s:<i % 1000> (1000 members)", (i) => s.handleGetKey(existKeys[i % 1000])],
+  ["user:123 (plain key, not Lua)", () => s.handleGetKey("user:123")],
+];
+
+const rows = cases.map(([name, op]) => {
+  const rate = measure(op);
+  return { case: name, "ops/s": Math.round(rate).toLocaleString("en-US"), "µs/op": (1e6 / rate).toFixed(2) };
+});
+console.table(rows);
+s.close();

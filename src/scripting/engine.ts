@@ -1,0 +1,181 @@
+/**
+ * Virtual keys for the `get` command: `<type>:<method>:<objectKey>[:<arg>…]`
+ * runs a Lua object method (see lua/dispatch.lua) and answers with its reply
+ * block. Owns the Lua runtime's life: first build, reload on SIGHUP, and a
+ * rebuild on a fresh wasm instance if the engine ever fails outside Lua's own
+ * error handling. Objects live in the store, so none of these loses data.
+ */
+import { LuaFactory, type LuaWasm } from "wasmoon";
+import wasmPath from "wasmoon/dist/glue.wasm" with { type: "file" };
+import type { LogLevel } from "./host-functions.ts";
+import type { LuaSource } from "./lua-sources.ts";
+import { readScriptDir } from "./script-dir.ts";
+import { type RuntimeOptions, ScriptFailure, ScriptRuntime } from "./script-runtime.ts";
+import type { ObjectStoreAccess } from "./store-access.ts";
+
+export interface ScriptingOptions {
+  readonly store: ObjectStoreAccess;
+  /** Directory of user object scripts (`*.lua`); none when absent or "". */
+  readonly scriptsDir?: string;
+  /** Time budget of one virtual-key call: it is stopped once it has taken this long and the process has used this much CPU time since it began. */
+  readonly timeoutMs: number;
+  /** Lua heap limit. */
+  readonly memoryMb: number;
+  readonly log?: (level: string, msg: string) => void;
+  /** Milliseconds since the epoch (default Date.now); quota windows follow it. */
+  readonly now?: () => number;
+}
+
+export interface Scripting {
+  /** For a `get` key. Returns the complete reply block for this key (`VALUE <key> 0 <n>\r\n<payload>\r\n`, or `SERVER_ERROR <msg>\r\n` on a Lua error/timeout) as bytes, or null when the key is not a virtual key (type or method not defined: then the server does a plain lookup). Never throws. */
+  handleGetKey(key: string): Uint8Array | null;
+  /** The part of a key that decides its cluster owner: a virtual key's object key, else the key. */
+  routingKey(key: string): string;
+  /** Re-read the scripts dir (SIGHUP). Stored objects survive. Returns a list of errors like "file.lua:3: ..." */
+  reload(): Promise<string[]>;
+  close(): void;
+}
+
+/** Builds the engine and loads the scripts; load errors are logged. Throws only if Lua cannot start at all. */
+export async function createScripting(opts: ScriptingOptions): Promise<Scripting> {
+  if (!(opts.timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${opts.timeoutMs}`);
+  if (!(opts.memoryMb > 0)) throw new RangeError(`memoryMb must be positive, got ${opts.memoryMb}`);
+  const engine = new ScriptingEngine(newLuaModule(), opts);
+  for (const error of await engine.load()) engine.log("error", `scripts: ${error}`);
+  return engine;
+}
+
+/** A new wasm instance (its own heap); states on it share nothing with other instances. */
+function newLuaModule(): Promise<LuaWasm> {
+  return new LuaFactory(wasmPath).getLuaModule();
+}
+
+const encoder = new TextEncoder();
+const MAX_ERROR_LENGTH = 512;
+
+function serverError(reason: string): Uint8Array {
+  return encoder.encode(`SERVER_ERROR ${reason.slice(0, MAX_ERROR_LENGTH)}\r\n`);
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+class ScriptingEngine implements Scripting {
+  private runtime: ScriptRuntime | null = null;
+  /** Type names of the current runtime, kept while a failed one is being replaced. */
+  private typeNames: ReadonlySet<string> = new Set();
+  /** The user scripts the current runtime was built from. */
+  private userScripts: readonly LuaSource[] = [];
+  private readonly runtimeOptions: RuntimeOptions;
+  private restarting = false;
+  private closed = false;
+
+  constructor(
+    /** The wasm instance runtimes are built on; replaced when one fails. */
+    private luaWasm: Promise<LuaWasm>,
+    private readonly opts: ScriptingOptions,
+  ) {
+    this.runtimeOptions = {
+      store: opts.store,
+      now: opts.now ?? Date.now,
+      log: (level, msg) => this.log(level, msg),
+      timeoutMs: opts.timeoutMs,
+      memoryLimitBytes: opts.memoryMb * 1024 * 1024,
+    };
+  }
+
+  handleGetKey(key: string): Uint8Array | null {
+    const colon = key.indexOf(":");
+    if (colon < 0 || !this.typeNames.has(key.substring(0, colon))) return null;
+    const runtime = this.runtime;
+    if (runtime === null) {
+      if (this.closed) return null;
+      queueMicrotask(() => this.restart());
+      return serverError("scripting unavailable");
+    }
+    let result: Uint8Array | null | ScriptFailure;
+    try {
+      result = runtime.dispatch(key);
+    } catch (e) {
+      // Something other than a Lua error escaped (a wasm trap, the JS stack
+      // running out): the state, perhaps the heap, is corrupt. Deferred, so
+      // that a stack that just ran out has unwound first.
+      queueMicrotask(() => {
+        this.log("error", `scripting: Lua engine failed (${describe(e)}); starting a new one`);
+        this.restart();
+      });
+      this.runtime = null;
+      return serverError("scripting unavailable");
+    }
+    if (result instanceof ScriptFailure) {
+      this.log("warn", `virtual key ${key}: ${result.reason}`);
+      return serverError(result.reason);
+    }
+    return result;
+  }
+
+  routingKey(key: string): string {
+    const first = key.indexOf(":");
+    if (first < 0 || !this.typeNames.has(key.substring(0, first))) return key;
+    const second = key.indexOf(":", first + 1);
+    if (second < 0) return key;
+    const third = key.indexOf(":", second + 1);
+    return key.substring(second + 1, third < 0 ? key.length : third);
+  }
+
+  async reload(): Promise<string[]> {
+    try {
+      return await this.load();
+    } catch (e) {
+      return [`scripts not reloaded: ${describe(e)}`];
+    }
+  }
+
+  /** Reads the scripts dir and swaps in a runtime built from it; throws when Lua cannot start. */
+  async load(): Promise<string[]> {
+    const dir = this.opts.scriptsDir;
+    const read = dir ? await readScriptDir(dir) : { scripts: [], errors: [] };
+    const luaWasm = await this.luaWasm;
+    if (this.closed) return [];
+    return [...read.errors, ...this.install(luaWasm, read.scripts)];
+  }
+
+  close(): void {
+    this.closed = true;
+    this.runtime?.close();
+    this.runtime = null;
+  }
+
+  log(level: LogLevel, msg: string): void {
+    this.opts.log?.(level, msg);
+  }
+
+  /** Swaps in a runtime built from `userScripts`; returns their load errors. */
+  private install(luaWasm: LuaWasm, userScripts: readonly LuaSource[]): string[] {
+    const { runtime, errors } = ScriptRuntime.create(luaWasm, this.runtimeOptions, userScripts);
+    const old = this.runtime;
+    this.runtime = runtime;
+    this.typeNames = runtime.typeNames;
+    this.userScripts = userScripts;
+    old?.close();
+    return errors;
+  }
+
+  /** Loads the same scripts into a new wasm instance; objects live in the store, so nothing is lost. */
+  private restart(): void {
+    if (this.restarting || this.closed || this.runtime !== null) return;
+    this.restarting = true;
+    this.luaWasm = newLuaModule();
+    this.luaWasm
+      .then((luaWasm) => {
+        if (this.closed || this.runtime !== null) return;
+        this.install(luaWasm, this.userScripts);
+        this.log("info", "scripting: Lua engine restarted");
+      })
+      .catch((err: unknown) => this.log("error", `scripting: Lua engine restart failed: ${describe(err)}`))
+      .finally(() => {
+        this.restarting = false;
+      });
+  }
+}

@@ -1,0 +1,70 @@
+-- quota: a counter with a limit per calendar hour, day or month (reference 6.3), e.g.
+--   quota:new:q1:100:day  quota:addandcheck:q1 -> QUOTA_OK | QUOTA_EXCEEDED
+-- Fields: limit, type, count, expiresAt. Windows are aligned to the UTC
+-- calendar (the original used local time): the count starts again at 0 on the
+-- first addandcheck at or after the next boundary. The clock is os.time(),
+-- which reads the server's clock.
+local executeNew, executeReadWrite = executeNew, executeReadWrite
+local time, date, tonumber, error = os.time, os.date, tonumber, error
+
+-- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+local function daysFromCivil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
+  return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+end
+
+local nextBoundary = {
+  hour = function(now) return (now // 3600 + 1) * 3600 end,
+  day = function(now) return (now // 86400 + 1) * 86400 end,
+  month = function(now)
+    local t = date("!*t", now)
+    local y, m = t.year, t.month + 1
+    if m == 13 then y, m = y + 1, 1 end
+    return daysFromCivil(y, m, 1) * 86400
+  end,
+}
+
+local function create(limit, period)
+  limit = tonumber(limit)
+  if limit == nil or limit < 0 or nextBoundary[period] == nil then return nil end
+  return { limit = limit, type = period, count = 0, expiresAt = nextBoundary[period](time()) }
+end
+
+local function addandcheck(q, amount)
+  local n = 1
+  if amount ~= nil then
+    n = tonumber(amount)
+    if n == nil then error("invalid amount: " .. amount, 0) end
+  end
+  local now, rolled = time(), false
+  if now >= q.expiresAt then
+    q.count = 0
+    q.expiresAt = nextBoundary[q.type](now)
+    rolled = true
+  end
+  if q.count + n > q.limit then return "QUOTA_EXCEEDED", rolled end
+  q.count = q.count + n
+  return "QUOTA_OK"
+end
+
+local function reset(q)
+  q.count = 0
+  return "QUOTA_OK"
+end
+
+quota = {}
+
+function quota.new(cmd, key, q, limit, period)
+  return executeNew(cmd, key, "quota", q, create, limit, period)
+end
+
+function quota.addandcheck(cmd, key, q, amount)
+  return executeReadWrite(cmd, key, "quota", q, addandcheck, amount)
+end
+
+function quota.reset(cmd, key, q)
+  return executeReadWrite(cmd, key, "quota", q, reset)
+end

@@ -1,0 +1,15 @@
+/**
+ * What the scripting engine needs from the item store. Objects (maps, sets,
+ * quotas, counters, user types) are ordinary items reached through this
+ * interface, so they share the memory limit and the LRU with every other item.
+ */
+export interface ObjectStoreAccess {
+  /** Returns the item (and moves it to the LRU head) or null when missing/expired. */
+  get(key: string): { data: Uint8Array; flags: number; exptime: number } | null;
+  /** Stores (replacing). Returns false when memory cannot be found. exptime: memcached semantics, 0 = never. */
+  set(key: string, data: Uint8Array, flags: number, exptime: number): boolean;
+  delete(key: string): boolean;
+  keysWithPrefix(prefix: string): string[];
+  /** Evicts least-recently-used items until at least `bytes` were freed; returns bytes freed. */
+  evictLRU(bytes: number): number;
+}
