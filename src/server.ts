@@ -20,6 +20,8 @@ interface Connection {
   paused: boolean;
   rejected: boolean;
   closed: boolean;
+  /** Date.now() of the last bytes received (kept only with --idle-timeout). */
+  lastActive: number;
 }
 
 export interface ServerHooks {
@@ -43,6 +45,8 @@ export class CacheServer implements StatsSource {
   private readonly context: ProtocolContext;
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
   private scripting: Scripting | null = null;
+  private idleTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly idleTimeoutMs: number;
 
   constructor(
     readonly config: Config,
@@ -55,6 +59,7 @@ export class CacheServer implements StatsSource {
     });
     this.startedAt = this.store.clock.now;
     this.extraStats = [...(hooks.extraStats ?? [])];
+    this.idleTimeoutMs = config.idleTimeoutSeconds * 1000;
     this.router = config.cluster
       ? new ClusterRouter({ peers: config.peers, self: config.self || `${config.listen}:${config.port}`, hash: config.hash, peerTimeoutMs: config.peerTimeoutMs })
       : null;
@@ -101,6 +106,11 @@ export class CacheServer implements StatsSource {
       this.context.routingKey = (key) => scripting.routingKey(key);
     }
     this.store.clock.start();
+    if (this.idleTimeoutMs > 0) {
+      // Bun's socket.timeout() fires on a coarse tick and ignores activity, so sweep ourselves.
+      this.idleTimer = setInterval(() => this.closeIdle(), Math.max(250, this.idleTimeoutMs / 4));
+      this.idleTimer.unref();
+    }
     const server = this;
     this.listener = Bun.listen<Connection>({
       hostname: this.config.listen,
@@ -112,21 +122,20 @@ export class CacheServer implements StatsSource {
         data(socket, chunk) {
           server.counters.bytes_read += chunk.length;
           if (socket.data.rejected) return;
+          if (server.idleTimeoutMs > 0) socket.data.lastActive = Date.now();
           socket.data.protocol.feed(chunk);
           server.flush(socket);
         },
         drain(socket) {
           server.flush(socket);
         },
-        timeout(socket) {
-          socket.end();
-        },
         close(socket) {
           socket.data.closed = true;
           server.sockets.delete(socket);
           if (!socket.data.rejected) server.counters.curr_connections--;
         },
-        error(socket) {
+        error(socket, error) {
+          server.hooks.log?.("warn", `connection error: ${error.message}`);
           socket.end();
         },
       },
@@ -143,6 +152,7 @@ export class CacheServer implements StatsSource {
     this.scripting?.close();
     this.scripting = null;
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    clearInterval(this.idleTimer);
     this.store.clock.stop();
     this.listener?.stop(true);
     this.listener = undefined;
@@ -154,7 +164,7 @@ export class CacheServer implements StatsSource {
   private open(socket: Socket<Connection>): void {
     const rejected = this.counters.curr_connections >= this.config.connLimit;
     const protocol = new TextProtocol(this.context);
-    socket.data = { protocol, paused: false, rejected, closed: false };
+    socket.data = { protocol, paused: false, rejected, closed: false, lastActive: Date.now() };
     protocol.onWake = () => {
       if (!socket.data.closed) this.flush(socket);
     };
@@ -168,7 +178,6 @@ export class CacheServer implements StatsSource {
     this.counters.curr_connections++;
     this.sockets.add(socket);
     socket.setNoDelay(true);
-    if (this.config.idleTimeoutSeconds > 0) socket.timeout(this.config.idleTimeoutSeconds);
   }
 
   /** Writes what the socket takes; parses held-back input while output has room. */
@@ -203,6 +212,15 @@ export class CacheServer implements StatsSource {
       socket.resume();
     }
     if (protocol.closing && out.length === 0) socket.end();
+  }
+
+  private closeIdle(): void {
+    const cutoff = Date.now() - this.idleTimeoutMs;
+    for (const socket of this.sockets) {
+      const conn = socket.data;
+      // A connection waiting on a peer, or with unsent replies, is not idle.
+      if (conn.lastActive <= cutoff && !conn.protocol.waiting && conn.protocol.out.length === 0) socket.end();
+    }
   }
 
   private scheduleFlush(delaySeconds: number): void {

@@ -31,7 +31,7 @@ export interface ProtocolContext {
   readonly config: Config;
   readonly stats: StatsSource;
   /** Runs a virtual key (`type:method:key:…`); null when the key is an ordinary key. Set at start. */
-  virtualKey: ((key: string) => Uint8Array | null) | null;
+  virtualKey: ((key: string) => Uint8Array | Promise<Uint8Array> | null) | null;
   /** With --cluster: who owns which key, and the way to forward requests to them. */
   readonly router: ClusterRouter | null;
   /** The part of a key that decides its owner: a virtual key routes by its object key. Set at start. */
@@ -48,6 +48,12 @@ export interface LatencyRecorder {
   record(command: string, seconds: number): void;
 }
 
+const enum Lookup {
+  Ok,
+  Failed,
+  Async,
+}
+
 const enum Step {
   /** The request was handled; parsing continues at `next`. */
   Done,
@@ -62,6 +68,27 @@ const enum Step {
 const latin1 = new TextDecoder("latin1");
 
 const COMMAND_NAMES = ["get", "set", "gets", "add", "replace", "append", "prepend", "cas", "incr", "decr", "touch", "delete", "gat", "gats"] as const;
+
+const EMPTY = new Uint8Array(0);
+
+/** A reply part that is an error line (SERVER_ERROR, CLIENT_ERROR) rather than VALUE blocks. */
+function isErrorLine(part: Uint8Array): boolean {
+  return part.length > 0 && part[0] !== 86; /* V */
+}
+
+/** VALUE blocks in order, then END; or the first error line alone, which answers the request. */
+function assemble(parts: readonly Uint8Array[]): Uint8Array {
+  const error = parts.find(isErrorLine);
+  if (error !== undefined) return error;
+  const out = new OutputBuffer(4096);
+  for (const part of parts) out.put(part);
+  out.put(R.R_END);
+  return out.bytes.subarray(0, out.length);
+}
+
+function assembleRetrieval(parts: (Uint8Array | Promise<Uint8Array>)[]): Promise<Uint8Array> {
+  return Promise.all(parts).then(assemble, (e: unknown) => latin1Bytes(`SERVER_ERROR ${(e as Error).message ?? e}\r\n`));
+}
 
 function hasColon(buf: Uint8Array, k: number, klen: number): boolean {
   for (let i = k, end = k + klen; i < end; i++) if (buf[i] === 58) return true;
@@ -89,6 +116,9 @@ export class TextProtocol {
   private authenticated: boolean;
   /** Length of the error line a failed virtual key left at the end of the output. */
   private errorLength = 0;
+  /** The reply of the virtual key lookupInto just found to answer later. */
+  private asyncPart: Promise<Uint8Array> | null = null;
+  private readonly scratch = new OutputBuffer(1024);
   private pending = new Uint8Array(0);
   private pendingLength = 0;
   /** Bytes of a refused data block still to discard. */
@@ -188,7 +218,9 @@ export class TextProtocol {
   private lineTooLong(buf: Uint8Array, pos: number, end: number): boolean {
     const len = end - pos;
     if (len <= MAX_LINE_BYTES) return false;
-    const isGet = buf[pos] === 103 && buf[pos + 1] === 101 && (buf[pos + 2] === 116 || buf[pos + 2] === 97);
+    // As memcached: only a multiget ("get " or "gets ") may be longer.
+    const isGet =
+      buf[pos] === 103 && buf[pos + 1] === 101 && buf[pos + 2] === 116 && (buf[pos + 3] === 32 || (buf[pos + 3] === 115 && buf[pos + 4] === 32));
     return !isGet || len > MAX_GET_LINE_BYTES;
   }
 
@@ -211,6 +243,13 @@ export class TextProtocol {
   private dispatch(buf: Uint8Array, pos: number, nl: number, end: number): Step {
     let lineEnd = nl;
     if (lineEnd > pos && buf[lineEnd - 1] === 13) lineEnd--;
+    // memcached reads the line as a C string: a NUL byte ends it.
+    for (let i = pos; i < lineEnd; i++) {
+      if (buf[i] === 0) {
+        lineEnd = i;
+        break;
+      }
+    }
     this.next = nl + 1;
     this.lineStart = pos;
     this.lineEnd = lineEnd;
@@ -305,11 +344,11 @@ export class TextProtocol {
     let exptime = 0;
     let first = this.ends[0];
     if (touch) {
-      if (this.ntokens < 3) {
+      if (this.ntokens < 2) {
         out.put(R.R_ERROR);
         return Step.Done;
       }
-      exptime = parseSigned(buf, this.starts[1], this.ends[1]);
+      exptime = parseExptime(buf, this.starts[1], this.ends[1]);
       if (Number.isNaN(exptime)) {
         out.put(R.R_BAD_EXPTIME);
         return Step.Done;
@@ -333,12 +372,26 @@ export class TextProtocol {
     }
     if (remote) return this.routedGet(buf, first, lineEnd, withCas, touch, exptime);
     const start = out.length;
+    // Set once a virtual key answers later (a script waiting on other nodes): from then on every
+    // key's reply is collected as a part and the whole reply is assembled when all have arrived.
+    let parts: (Uint8Array | Promise<Uint8Array>)[] | null = null;
+    const scratch = this.scratch;
     for (let i = first; i < lineEnd; ) {
       while (i < lineEnd && buf[i] === 32) i++;
       if (i >= lineEnd) break;
       const k = i;
       while (i < lineEnd && buf[i] !== 32) i++;
-      if (!this.lookupInto(out, buf, k, i - k, withCas, touch, exptime)) {
+      scratch.length = 0;
+      const result = this.lookupInto(parts === null ? out : scratch, buf, k, i - k, withCas, touch, exptime);
+      if (result === Lookup.Async) {
+        if (parts === null) {
+          parts = [out.bytes.slice(start, out.length)];
+          out.length = start;
+        } else parts.push(scratch.bytes.slice(0, scratch.length));
+        parts.push(this.asyncPart!);
+      } else if (parts !== null) {
+        parts.push(scratch.bytes.slice(0, scratch.length));
+      } else if (result === Lookup.Failed) {
         // A failed script answers the whole request with its error line, as memcached ends a
         // request on an error: an END after it would be read as the next request's reply.
         out.bytes.copyWithin(start, out.length - this.errorLength, out.length);
@@ -346,41 +399,51 @@ export class TextProtocol {
         return Step.Done;
       }
     }
+    if (parts !== null) {
+      this.deliver(assembleRetrieval(parts));
+      return Step.Wait;
+    }
     out.put(R.R_END);
     return Step.Done;
   }
 
   /**
-   * Appends the reply block of one retrieval key (nothing on a miss) to `target`. Returns false
-   * when a virtual key's script failed: then its error line, errorLength bytes, ends `target`.
+   * Appends the reply block of one retrieval key (nothing on a miss) to `target`. Failed: a
+   * virtual key's script failed and its error line, errorLength bytes, ends `target`. Async: the
+   * script answers later; its reply is `asyncPart` and nothing was appended.
    */
-  private lookupInto(target: OutputBuffer, buf: Uint8Array, k: number, klen: number, withCas: boolean, touch: boolean, exptime: number): boolean {
+  private lookupInto(target: OutputBuffer, buf: Uint8Array, k: number, klen: number, withCas: boolean, touch: boolean, exptime: number): Lookup {
     const { store, counters, virtualKey } = this.ctx;
     if (touch) counters.cmd_touch++;
     counters.cmd_get++;
     // Virtual keys run for plain `get` only, as in the original (gets/gat need a real item).
     if (virtualKey !== null && !withCas && !touch && hasColon(buf, k, klen)) {
       const reply = virtualKey(latin1.decode(buf.subarray(k, k + klen)));
+      if (reply instanceof Promise) {
+        counters.get_hits++;
+        this.asyncPart = reply;
+        return Lookup.Async;
+      }
       if (reply !== null) {
         target.put(reply);
         if (reply[0] !== 86 /* V */) {
           this.errorLength = reply.length;
-          return false;
+          return Lookup.Failed;
         }
         counters.get_hits++;
-        return true;
+        return Lookup.Ok;
       }
     }
     const it = touch ? store.getAndTouch(buf, k, klen, exptime) : store.get(buf, k, klen);
     if (it === 0) {
       counters.get_misses++;
       if (touch) counters.touch_misses++;
-      return true;
+      return Lookup.Ok;
     }
     counters.get_hits++;
     if (touch) counters.touch_hits++;
     this.writeValue(target, buf, k, klen, it, withCas);
-    return true;
+    return Lookup.Ok;
   }
 
   /** A multi-key retrieval whose keys live on several nodes: ask each owner, merge in key order. */
@@ -388,9 +451,9 @@ export class TextProtocol {
     const router = this.ctx.router!;
     const command = latin1.decode(buf.subarray(this.lineStart, first)).trim();
     const keys: string[] = [];
-    const local = new Map<string, Uint8Array>();
+    const local = new Map<string, Uint8Array | Promise<Uint8Array>>();
     const byOwner = new Map<number, string[]>();
-    const scratch = new OutputBuffer(1024);
+    const scratch = this.scratch;
     for (let i = first; i < lineEnd; ) {
       while (i < lineEnd && buf[i] === 32) i++;
       if (i >= lineEnd) break;
@@ -401,11 +464,12 @@ export class TextProtocol {
       const owner = this.ownerOf(buf, k, i - k);
       if (owner === router.selfIndex) {
         scratch.length = 0;
-        if (!this.lookupInto(scratch, buf, k, i - k, withCas, touch, exptime)) {
+        const result = this.lookupInto(scratch, buf, k, i - k, withCas, touch, exptime);
+        if (result === Lookup.Failed) {
           this.out.put(scratch.bytes.subarray(0, scratch.length));
           return Step.Done;
         }
-        local.set(key, scratch.bytes.slice(0, scratch.length));
+        local.set(key, result === Lookup.Async ? this.asyncPart! : scratch.bytes.slice(0, scratch.length));
       } else {
         const list = byOwner.get(owner) ?? [];
         list.push(key);
@@ -418,20 +482,19 @@ export class TextProtocol {
       // An owner's error line (a failed script, say) is passed on as the request's reply.
       return valueBlocksByKey(result.reply) ?? (result.reply[0] === 86 /* V */ ? router.unavailableReply(owner) : result.reply);
     });
+    const localKeys = [...local.keys()];
     this.deliver(
-      Promise.all(asks).then((answers) => {
-        const remote = new Map<string, Uint8Array>();
+      Promise.all([Promise.all(asks), Promise.all(local.values())]).then(([answers, localParts]) => {
+        const blocks = new Map<string, Uint8Array>();
         for (const answer of answers) {
           if (answer instanceof Uint8Array) return answer; // a failed owner fails the request
-          for (const [key, block] of answer) remote.set(key, block);
+          for (const [key, block] of answer) blocks.set(key, block);
         }
-        const merged = new OutputBuffer(4096);
-        for (const key of keys) {
-          const block = local.get(key) ?? remote.get(key);
-          if (block !== undefined) merged.put(block);
+        for (let i = 0; i < localKeys.length; i++) {
+          if (isErrorLine(localParts[i])) return localParts[i];
+          blocks.set(localKeys[i], localParts[i]);
         }
-        merged.put(R.R_END);
-        return merged.bytes.subarray(0, merged.length);
+        return assemble(keys.map((key) => blocks.get(key) ?? EMPTY));
       }),
     );
     return Step.Wait;
@@ -520,9 +583,9 @@ export class TextProtocol {
     }
     const noreply = n === (isCas ? 7 : 6) && this.noreply(buf);
     const flags = parseUnsigned(buf, this.starts[2], this.ends[2]);
-    const exptime = parseSigned(buf, this.starts[3], this.ends[3]);
+    const exptime = parseExptime(buf, this.starts[3], this.ends[3]);
     const vlen = parseSigned(buf, this.starts[4], this.ends[4]);
-    const cas = isCas ? parseUnsigned(buf, this.starts[5], this.ends[5]) : 0;
+    const cas = isCas ? (fitsU64(buf, this.starts[5], this.ends[5]) ? parseUnsigned(buf, this.starts[5], this.ends[5]) : -1) : 0;
     if (flags < 0 || flags > 0xffffffff || Number.isNaN(exptime) || Number.isNaN(vlen) || vlen < 0 || vlen > 0x7ffffffd || cas < 0) {
       this.reply(noreply, R.R_BAD_FORMAT);
       return Step.Done;
@@ -621,7 +684,7 @@ export class TextProtocol {
       this.reply(noreply, R.R_BAD_FORMAT);
       return Step.Done;
     }
-    const exptime = parseSigned(buf, this.starts[2], this.ends[2]);
+    const exptime = parseExptime(buf, this.starts[2], this.ends[2]);
     if (Number.isNaN(exptime)) {
       this.reply(noreply, R.R_BAD_EXPTIME);
       return Step.Done;
@@ -685,9 +748,9 @@ export class TextProtocol {
     const noreply = n > 1 && this.noreply(buf);
     let delay = 0;
     if (n === 3 || (n === 2 && !noreply)) {
-      delay = parseSigned(buf, this.starts[1], this.ends[1]);
+      delay = parseExptime(buf, this.starts[1], this.ends[1]);
       if (Number.isNaN(delay)) {
-        this.reply(noreply, R.R_BAD_FORMAT);
+        this.reply(noreply, R.R_BAD_EXPTIME);
         return Step.Done;
       }
     }
@@ -704,7 +767,12 @@ export class TextProtocol {
       this.out.put(R.R_ERROR);
       return Step.Done;
     }
-    this.reply(this.noreply(buf), R.R_OK);
+    const noreply = this.noreply(buf);
+    if ((n === 3 || !noreply) && parseUnsigned(buf, this.starts[1], this.ends[1]) < 0) {
+      this.reply(noreply, R.R_BAD_FORMAT);
+      return Step.Done;
+    }
+    this.reply(noreply, R.R_OK);
     return Step.Done;
   }
 
@@ -760,16 +828,45 @@ function storeReply(result: StoreResult): Uint8Array {
   }
 }
 
-/** Unsigned decimal of up to 20 digits (exact below 2^53), or -1 when the token is not one. */
+/**
+ * Where the significant digits of a decimal token start, after an optional '+' and leading zeros
+ * (strtoul accepts both); -1 when the token is not a number.
+ */
+function significantDigits(buf: Uint8Array, s: number, e: number): number {
+  if (s < e && buf[s] === 43) s++;
+  if (s >= e) return -1;
+  for (let i = s; i < e; i++) if (buf[i] < 48 || buf[i] > 57) return -1;
+  while (s < e - 1 && buf[s] === 48) s++;
+  return s;
+}
+
+/** Unsigned decimal of up to 20 significant digits (exact below 2^53), or -1 when not a number. */
 export function parseUnsigned(buf: Uint8Array, s: number, e: number): number {
-  if (s >= e || e - s > 20) return -1;
+  const d = significantDigits(buf, s, e);
+  if (d < 0 || e - d > 20) return -1;
   let n = 0;
-  for (let i = s; i < e; i++) {
-    const d = buf[i] - 48;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
+  for (let i = d; i < e; i++) n = n * 10 + (buf[i] - 48);
   return n;
+}
+
+const U64_MAX_DIGITS = "18446744073709551615";
+
+/** Whether the token is an unsigned decimal no larger than 2^64 - 1. */
+function fitsU64(buf: Uint8Array, s: number, e: number): boolean {
+  const d = significantDigits(buf, s, e);
+  if (d < 0 || e - d > 20) return false;
+  if (e - d < 20) return true;
+  for (let i = 0; i < 20; i++) {
+    const c = buf[d + i] - U64_MAX_DIGITS.charCodeAt(i);
+    if (c !== 0) return c < 0;
+  }
+  return true;
+}
+
+/** An exptime: a signed decimal within 32 bits (memcached's range), or NaN. */
+function parseExptime(buf: Uint8Array, s: number, e: number): number {
+  const n = parseSigned(buf, s, e);
+  return n > 0x7fffffff || n < -0x80000000 ? Number.NaN : n;
 }
 
 /** Signed decimal (an optional leading '-'), or NaN when the token is not one. */
@@ -782,14 +879,10 @@ export function parseSigned(buf: Uint8Array, s: number, e: number): number {
   return n < 0 ? Number.NaN : n;
 }
 
-const U64_MAX = 18446744073709551615n;
-
 /** Unsigned 64-bit decimal, or -1n when the token is not one. */
 export function parseU64(buf: Uint8Array, s: number, e: number): bigint {
-  if (s >= e || e - s > 20) return -1n;
+  if (!fitsU64(buf, s, e)) return -1n;
   const small = parseUnsigned(buf, s, e);
-  if (small < 0) return -1n;
   if (small <= Number.MAX_SAFE_INTEGER) return BigInt(small);
-  const n = BigInt(latin1.decode(buf.subarray(s, e)));
-  return n <= U64_MAX ? n : -1n;
+  return BigInt(latin1.decode(buf.subarray(significantDigits(buf, s, e), e)));
 }

@@ -208,18 +208,15 @@ export class Store {
     if (next < 0n) next = 0n;
     else if (next >= U64_WRAP) next -= U64_WRAP;
     this.lastDelta = next;
-    const digits = next.toString();
+    const bytes = new TextEncoder().encode(next.toString());
     const arena = this.arena;
-    if (digits.length === arena.getWord(it, F_VALUE_LEN)) {
-      // Same length: rewrite in place, as memcached does.
-      const seg = arena.segmentBytes(it);
-      let p = arena.byteOffset(it) + HEADER_BYTES + keyLen;
-      for (let i = 0; i < digits.length; i++) seg[p++] = digits.charCodeAt(i);
+    if (bytes.length === arena.getWord(it, F_VALUE_LEN)) {
+      // Same length: rewrite in place, as memcached does (the value may span extents).
+      this.writeValue(it, 0, bytes, 0, bytes.length);
       this.setCas(it);
       this.policy.touch(it);
       return DeltaResult.Ok;
     }
-    const bytes = new TextEncoder().encode(digits);
     const flags = arena.getWord(it, F_FLAGS);
     const expiry = arena.getWord(it, F_EXPTIME);
     this.policy.remove(it);
