@@ -633,19 +633,29 @@ export class TextProtocol {
     return Step.Done;
   }
 
-  private delta(buf: Uint8Array, incr: boolean): Step {
+  /**
+   * The common start of `<command> <key> <argument> [noreply]` (incr, decr, touch): checks the
+   * arity and the key. Returns noreply, or null when it has already replied with the error.
+   */
+  private keyCommand(buf: Uint8Array): boolean | null {
     const n = this.ntokens;
     if (n !== 3 && n !== 4) {
       this.out.put(R.R_ERROR);
-      return Step.Done;
+      return null;
     }
     const noreply = n === 4 && this.noreply(buf);
+    if (this.ends[1] - this.starts[1] > KEY_MAX_BYTES) {
+      this.reply(noreply, R.R_BAD_FORMAT);
+      return null;
+    }
+    return noreply;
+  }
+
+  private delta(buf: Uint8Array, incr: boolean): Step {
+    const noreply = this.keyCommand(buf);
+    if (noreply === null) return Step.Done;
     const keyStart = this.starts[1];
     const keyLen = this.ends[1] - keyStart;
-    if (keyLen > KEY_MAX_BYTES) {
-      this.reply(noreply, R.R_BAD_FORMAT);
-      return Step.Done;
-    }
     const amount = parseU64(buf, this.starts[2], this.ends[2]);
     if (amount < 0n) {
       this.reply(noreply, R.R_BAD_DELTA);
@@ -672,18 +682,10 @@ export class TextProtocol {
   }
 
   private touch(buf: Uint8Array): Step {
-    const n = this.ntokens;
-    if (n !== 3 && n !== 4) {
-      this.out.put(R.R_ERROR);
-      return Step.Done;
-    }
-    const noreply = n === 4 && this.noreply(buf);
+    const noreply = this.keyCommand(buf);
+    if (noreply === null) return Step.Done;
     const keyStart = this.starts[1];
     const keyLen = this.ends[1] - keyStart;
-    if (keyLen > KEY_MAX_BYTES) {
-      this.reply(noreply, R.R_BAD_FORMAT);
-      return Step.Done;
-    }
     const exptime = parseExptime(buf, this.starts[2], this.ends[2]);
     if (Number.isNaN(exptime)) {
       this.reply(noreply, R.R_BAD_EXPTIME);
