@@ -122,7 +122,7 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<ChildServ
     if (ready === "exited" && config.port === 0 && attempt < 3) continue;
     proc.kill("SIGKILL");
     await proc.exited;
-    throw new Error(`cacheismo on port ${port} ${ready === "exited" ? `exited with ${proc.exitCode}` : `did not answer within ${startTimeoutMs} ms`}: ${stderr()}`);
+    throw new Error(`cacheismo on port ${port} ${ready === "exited" ? `exited with ${proc.exitCode}` : `did not answer within ${startTimeoutMs} ms`}: ${await stderr(500)}`);
   }
 }
 
@@ -200,8 +200,8 @@ async function request(host: string, port: number, text: string, terminator: str
       data(s, chunk) {
         reply += decoder.decode(chunk, { stream: true });
         if (reply.endsWith(terminator) || reply.endsWith("ERROR\r\n")) {
+          done(reply); // first: end() runs close() at once, which would reject
           s.end();
-          done(reply);
         }
       },
       close() {
@@ -233,14 +233,20 @@ function parseStats(reply: string): Record<string, string> {
   return stats;
 }
 
-/** Keeps reading a stream so the child never blocks on a full pipe; returns its last 4 KiB. */
-function tail(stream: ReadableStream<Uint8Array>): () => string {
+/**
+ * Keeps reading a stream so the child never blocks on a full pipe. Resolves, once the stream
+ * ended or after `ms` more, to its last 4 KiB.
+ */
+function tail(stream: ReadableStream<Uint8Array>): (ms: number) => Promise<string> {
   let text = "";
-  void (async () => {
+  const ended = (async () => {
     const decoder = new TextDecoder();
     for await (const chunk of stream) text = (text + decoder.decode(chunk, { stream: true })).slice(-4096);
   })();
-  return () => text.trim() || "(no output)";
+  return async (ms) => {
+    await Promise.race([ended, Bun.sleep(ms)]);
+    return text.trim() || "(no output)";
+  };
 }
 
 export { CacheServer } from "./server.ts";

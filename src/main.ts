@@ -30,7 +30,7 @@ async function main(argv: readonly string[]): Promise<void> {
   }
 
   const log = new Logger({ format: config.logFormat as LogFormat, verbose: config.verbose });
-  // Served by /metrics; the protocol records into it once the server takes it as a hook.
+  // The protocol times each command into it; /metrics serves it.
   const latency = new LatencyHistograms();
   const server = new CacheServer(config, {
     latency,
@@ -74,8 +74,8 @@ async function main(argv: readonly string[]): Promise<void> {
     stopping = true;
     const timeoutMs = config.shutdownTimeoutSeconds * 1000;
     log.info("shutting down", { signal, timeout_s: config.shutdownTimeoutSeconds });
-    const finished = await within(stopGracefully(server), timeoutMs);
-    if (!finished) log.warn("shutdown timeout passed; closing the remaining connections", { timeout_s: config.shutdownTimeoutSeconds });
+    // drain() closes each connection once it has finished what it started, and the rest at the deadline.
+    await server.drain(timeoutMs);
     await metrics?.stop();
     log.info("stopped", { signal });
     process.exit(0);
@@ -90,23 +90,6 @@ async function main(argv: readonly string[]): Promise<void> {
   });
 }
 
-/**
- * Stops accepting and closes the connections. CacheServer.stop() closes them at once, so today
- * nothing is left in flight to wait for; once server.ts offers a draining stop (close each
- * connection when it has no partial request and no unsent reply) call it here.
- */
-function stopGracefully(server: CacheServer): Promise<void> {
-  return server.stop();
-}
-
-/** Whether `work` settled within `ms` (it keeps running either way). */
-async function within(work: Promise<void>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<boolean>((done) => (timer = setTimeout(() => done(false), ms)));
-  const result = await Promise.race([work.then(() => true), timeout]);
-  clearTimeout(timer);
-  return result;
-}
 
 /** SIGHUP: config file again (flags still win), live options into the running config, scripts. */
 async function reload(argv: readonly string[], running: Config, log: Logger, server: CacheServer): Promise<void> {

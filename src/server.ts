@@ -34,6 +34,8 @@ export interface ServerHooks {
   onShutdown?: () => void;
 }
 
+const IDLE_SWEEP_MS = 250;
+
 export class CacheServer implements StatsSource {
   readonly store: Store;
   readonly counters = new Counters();
@@ -46,7 +48,6 @@ export class CacheServer implements StatsSource {
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
   private scripting: Scripting | null = null;
   private idleTimer: ReturnType<typeof setInterval> | undefined;
-  private readonly idleTimeoutMs: number;
 
   constructor(
     readonly config: Config,
@@ -59,7 +60,6 @@ export class CacheServer implements StatsSource {
     });
     this.startedAt = this.store.clock.now;
     this.extraStats = [...(hooks.extraStats ?? [])];
-    this.idleTimeoutMs = config.idleTimeoutSeconds * 1000;
     this.router = config.cluster
       ? new ClusterRouter({ peers: config.peers, self: config.self || `${config.listen}:${config.port}`, hash: config.hash, peerTimeoutMs: config.peerTimeoutMs })
       : null;
@@ -106,11 +106,10 @@ export class CacheServer implements StatsSource {
       this.context.routingKey = (key) => scripting.routingKey(key);
     }
     this.store.clock.start();
-    if (this.idleTimeoutMs > 0) {
-      // Bun's socket.timeout() fires on a coarse tick and ignores activity, so sweep ourselves.
-      this.idleTimer = setInterval(() => this.closeIdle(), Math.max(250, this.idleTimeoutMs / 4));
-      this.idleTimer.unref();
-    }
+    // Bun's socket.timeout() fires on a coarse tick and ignores activity, so sweep ourselves
+    // (always: --idle-timeout can be turned on by a reload).
+    this.idleTimer = setInterval(() => this.closeIdle(), IDLE_SWEEP_MS);
+    this.idleTimer.unref();
     const server = this;
     this.listener = Bun.listen<Connection>({
       hostname: this.config.listen,
@@ -122,7 +121,7 @@ export class CacheServer implements StatsSource {
         data(socket, chunk) {
           server.counters.bytes_read += chunk.length;
           if (socket.data.rejected) return;
-          if (server.idleTimeoutMs > 0) socket.data.lastActive = Date.now();
+          socket.data.lastActive = Date.now();
           socket.data.protocol.feed(chunk);
           server.flush(socket);
         },
@@ -145,6 +144,21 @@ export class CacheServer implements StatsSource {
   /** Re-reads the scripts directory (SIGHUP); stored objects survive. Returns load errors. */
   async reloadScripts(): Promise<string[]> {
     return this.scripting === null ? [] : this.scripting.reload();
+  }
+
+  /**
+   * Graceful stop: stops accepting, lets each connection finish what it has started (a partial
+   * request, a forwarded request, unsent replies) and closes it as soon as it is idle; after
+   * `timeoutMs` closes whatever is left. Resolves when everything is closed.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    this.listener?.stop(false);
+    const deadline = Date.now() + timeoutMs;
+    while (this.sockets.size > 0 && Date.now() < deadline) {
+      for (const socket of this.sockets) if (socket.data.protocol.idle) socket.end();
+      await Bun.sleep(20);
+    }
+    await this.stop();
   }
 
   /** Stops listening and closes every connection. */
@@ -215,7 +229,9 @@ export class CacheServer implements StatsSource {
   }
 
   private closeIdle(): void {
-    const cutoff = Date.now() - this.idleTimeoutMs;
+    const idleMs = this.config.idleTimeoutSeconds * 1000;
+    if (idleMs === 0) return;
+    const cutoff = Date.now() - idleMs;
     for (const socket of this.sockets) {
       const conn = socket.data;
       // A connection waiting on a peer, or with unsent replies, is not idle.
