@@ -32,14 +32,21 @@ async function main(argv: readonly string[]): Promise<void> {
   const log = new Logger({ format: config.logFormat as LogFormat, verbose: config.verbose });
   // The protocol times each command into it; /metrics serves it.
   const latency = new LatencyHistograms();
-  const server = new CacheServer(config, {
-    latency,
-    log: (level, msg) => log.log(level as Level, msg),
-    onShutdown: () => {
-      log.info("stopped by the shutdown command");
-      process.exit(0);
-    },
-  });
+  let server: CacheServer;
+  try {
+    server = new CacheServer(config, {
+      latency,
+      log: (level, msg) => log.log(level as Level, msg),
+      onShutdown: () => {
+        log.info("stopped by the shutdown command");
+        process.exit(0);
+      },
+    });
+  } catch (e) {
+    // Settings that only make sense together (--cluster, --peers, --self, --hash, --auth-file).
+    process.stderr.write(`cacheismo: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
   try {
     await server.start();
   } catch (e) {

@@ -30,7 +30,13 @@ describe("command line", () => {
   });
 
   test("an unknown or malformed flag prints a clear message and exits 2", async () => {
-    for (const args of [["--bogus"], ["-m", "abc"], ["-p", "70000"], ["-I", "12q"], ["stray"]]) {
+    const misconfigured = [
+      ["--cluster", "--peers", "127.0.0.1:1", "--self", "127.0.0.1:2"],
+      ["--cluster", "--peers", "127.0.0.1:1", "--self", "127.0.0.1:1", "--hash", "nope"],
+      ["--auth-file", "/nonexistent/auth"],
+      ["--eviction", "fifo"],
+    ];
+    for (const args of [["--bogus"], ["-m", "abc"], ["-p", "70000"], ["-I", "12q"], ["stray"], ...misconfigured]) {
       const { code, err } = await runCli(args);
       expect(code).toBe(2);
       expect(err).toStartWith("cacheismo: ");
