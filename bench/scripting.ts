@@ -40,6 +40,7 @@ const s = await createScripting({ store: new MapStore(), timeoutMs: 100, memoryM
 function setup(keys: string[]): void {
   for (const key of keys) {
     const reply = s.handleGetKey(key);
+    if (reply instanceof Promise) throw new Error(`setup: ${key} waited on other nodes`);
     const text = reply === null ? "null" : new TextDecoder().decode(reply);
     if (!text.startsWith("VALUE")) throw new Error(`setup failed at ${key}: ${text}`);
   }

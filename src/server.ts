@@ -22,6 +22,8 @@ interface Connection {
   closed: boolean;
   /** Date.now() of the last bytes received (kept only with --idle-timeout). */
   lastActive: number;
+  /** The client shut down its sending side: answer what it sent, then close. */
+  inputEnded: boolean;
 }
 
 export interface ServerHooks {
@@ -94,12 +96,16 @@ export class CacheServer implements StatsSource {
   async start(): Promise<void> {
     const config = this.config;
     if (config.virtualKeys && this.scripting === null) {
+      const self = this.router?.servers[this.router.selfIndex];
       const scripting = await createScripting({
         store: new StoreObjectAccess(this.store),
         scriptsDir: config.scriptsDir,
         timeoutMs: config.scriptTimeoutMs,
         memoryMb: config.scriptMemoryMb,
         log: this.hooks.log,
+        peerTimeoutMs: config.peerTimeoutMs,
+        hash: config.hash,
+        cluster: self === undefined ? null : { peers: config.peers, self: `${self.host}:${self.port}` },
       });
       this.scripting = scripting;
       this.context.virtualKey = (key) => scripting.handleGetKey(key);
@@ -114,6 +120,9 @@ export class CacheServer implements StatsSource {
     this.listener = Bun.listen<Connection>({
       hostname: this.config.listen,
       port: this.config.port,
+      // A client may send its requests and shut down its side (printf … | nc): memcached still
+      // answers them, so the server closes only once its replies are out.
+      allowHalfOpen: true,
       socket: {
         open(socket) {
           server.open(socket);
@@ -126,6 +135,10 @@ export class CacheServer implements StatsSource {
           server.flush(socket);
         },
         drain(socket) {
+          server.flush(socket);
+        },
+        end(socket) {
+          socket.data.inputEnded = true;
           server.flush(socket);
         },
         close(socket) {
@@ -178,7 +191,7 @@ export class CacheServer implements StatsSource {
   private open(socket: Socket<Connection>): void {
     const rejected = this.counters.curr_connections >= this.config.connLimit;
     const protocol = new TextProtocol(this.context);
-    socket.data = { protocol, paused: false, rejected, closed: false, lastActive: Date.now() };
+    socket.data = { protocol, paused: false, rejected, closed: false, lastActive: Date.now(), inputEnded: false };
     protocol.onWake = () => {
       if (!socket.data.closed) this.flush(socket);
     };
@@ -225,7 +238,7 @@ export class CacheServer implements StatsSource {
       conn.paused = false;
       socket.resume();
     }
-    if (protocol.closing && out.length === 0) socket.end();
+    if (out.length === 0 && (protocol.closing || (conn.inputEnded && !protocol.waiting))) socket.end();
   }
 
   private closeIdle(): void {

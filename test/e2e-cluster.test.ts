@@ -99,4 +99,15 @@ describe("cluster routing", () => {
     expect(await c.request(`get ${deadKey}\r\n`, "END\r\n")).toBe(`VALUE ${deadKey} 0 1\r\nc\r\nEND\r\n`);
     c.close();
   }, 20000);
+
+  test("a client that shuts down its sending side right after its requests still gets every reply", async () => {
+    const keys = Array.from({ length: 12 }, (_, i) => `hc${i}`);
+    const input = keys.map((k) => `set ${k} 0 0 2\r\nok\r\n`).join("") + `get ${keys.join(" ")}\r\n`;
+    // nc -N sends FIN as soon as its input ends, before any reply (forwarded ones included) is back.
+    const nc = Bun.spawn(["nc", "-N", "127.0.0.1", String(ports[1])], { stdin: new TextEncoder().encode(input), stdout: "pipe" });
+    const timer = setTimeout(() => nc.kill(), 5000);
+    const out = await new Response(nc.stdout).text();
+    clearTimeout(timer);
+    expect(out).toBe("STORED\r\n".repeat(keys.length) + keys.map((k) => `VALUE ${k} 0 2\r\nok\r\n`).join("") + "END\r\n");
+  });
 });

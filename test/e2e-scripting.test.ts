@@ -11,7 +11,7 @@ import { RawClient } from "./helpers/raw-client.ts";
 import { type SpawnedServer, spawnCacheismo } from "./helpers/spawn.ts";
 
 let server: SpawnedServer;
-let mc: Memcached;
+let mc: InstanceType<typeof Memcached>;
 let raw: RawClient;
 const scriptsDir = mkdtempSync(join(tmpdir(), "cacheismo-scripts-"));
 writeFileSync(

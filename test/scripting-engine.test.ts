@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createScripting, type Scripting, type ScriptingOptions } from "../src/scripting/engine.ts";
 import type { ObjectStoreAccess } from "../src/scripting/store-access.ts";
+import { immediateReply } from "./helpers/immediate.ts";
 
 interface Item {
   data: Uint8Array;
@@ -91,7 +92,7 @@ async function start(files: Record<string, string> = {}, options: Partial<Script
 }
 
 function reply(s: Scripting, key: string): string | null {
-  const bytes = s.handleGetKey(key);
+  const bytes = immediateReply(s, key);
   return bytes === null ? null : decoder.decode(bytes);
 }
 
@@ -254,7 +255,7 @@ describe("handler replies", () => {
 
   test("a handler that writes and returns nothing gives an empty reply", async () => {
     const { s } = await start({ "quiet.lua": `quiet = { f = function() end }` });
-    const bytes = s.handleGetKey("quiet:f");
+    const bytes = immediateReply(s, "quiet:f");
     expect(bytes).not.toBeNull();
     expect(bytes!.length).toBe(0);
   });

@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { createScripting, type Scripting, type ScriptingOptions } from "../src/scripting/engine.ts";
 import type { ObjectStoreAccess } from "../src/scripting/store-access.ts";
+import { immediateReply } from "./helpers/immediate.ts";
 
 interface Item {
   data: Uint8Array;
@@ -59,13 +60,13 @@ async function start(options: Partial<ScriptingOptions> = {}): Promise<{ s: Scri
 
 /** The reply block as text, or null for a plain key. */
 function reply(s: Scripting, key: string): string | null {
-  const bytes = s.handleGetKey(key);
+  const bytes = immediateReply(s, key);
   return bytes === null ? null : decoder.decode(bytes);
 }
 
 /** The payload of a well-formed `VALUE <key> 0 <n>` block (n counted in bytes). */
 function value(s: Scripting, key: string): string {
-  const bytes = s.handleGetKey(key);
+  const bytes = immediateReply(s, key);
   if (bytes === null) throw new Error(`${key} is not a virtual key`);
   const text = decoder.decode(bytes);
   const header = `VALUE ${key} 0 `;

@@ -102,6 +102,8 @@ class Connection {
       socket: {
         open: (socket) => {
           if (this.dead) return void socket.end();
+          // Requests are small and latency-bound: no Nagle delay behind an unacknowledged one.
+          socket.setNoDelay(true);
           this.socket = socket;
           this.flush();
         },

@@ -22,6 +22,7 @@ interface PeerCounters {
 }
 
 const enc = new TextEncoder();
+const PEER_CONNECTIONS = 4;
 
 export class ClusterRouter {
   readonly continuum: Continuum;
@@ -38,7 +39,11 @@ export class ClusterRouter {
     const [selfSpec] = parseServerList(options.self);
     this.selfIndex = selfSpec ? servers.findIndex((s) => s.host === selfSpec.host && s.port === selfSpec.port) : -1;
     if (this.selfIndex < 0) throw new Error(`--self ${options.self || "(unset)"} is not one of --peers`);
-    this.clients = servers.map((s, i) => (i === this.selfIndex ? null : new PeerClient(s.host, s.port, options.peerTimeoutMs)));
+    // Several connections per peer: a client connection has at most one forwarded request out at
+    // a time, so its replies stay in order while different clients' requests run in parallel.
+    this.clients = servers.map((s, i) =>
+      i === this.selfIndex ? null : new PeerClient(s.host, s.port, options.peerTimeoutMs, { connections: PEER_CONNECTIONS }),
+    );
     this.counters = servers.map(() => ({ forwarded: 0, errors: 0 }));
     this.unavailable = servers.map((s) => enc.encode(`SERVER_ERROR peer ${label(s)} unavailable\r\n`));
   }

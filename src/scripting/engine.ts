@@ -1,16 +1,20 @@
 /**
  * Virtual keys for the `get` command: `<type>:<method>:<objectKey>[:<arg>…]`
  * runs a Lua object method (see lua/dispatch.lua) and answers with its reply
- * block. Owns the Lua runtime's life: first build, reload on SIGHUP, and a
- * rebuild on a fresh wasm instance if the engine ever fails outside Lua's own
- * error handling. Objects live in the store, so none of these loses data.
+ * block, or with a promise of it when the method waits on other servers
+ * (lua/cluster.lua). Owns the Lua runtime's life: first build, reload on
+ * SIGHUP (the old runtime finishes the keys still waiting), and a rebuild on a
+ * fresh wasm instance if the engine ever fails outside Lua's own error
+ * handling. Objects live in the store, so none of these loses data. Also owns
+ * the pooled connections to the servers scripts wait on.
  */
 import { LuaFactory, type LuaWasm } from "wasmoon";
 import wasmPath from "wasmoon/dist/glue.wasm" with { type: "file" };
-import type { LogLevel } from "./host-functions.ts";
+import type { ClusterInfo, LogLevel } from "./host-functions.ts";
 import type { LuaSource } from "./lua-sources.ts";
+import { PeerPool } from "./peer-fetch.ts";
 import { readScriptDir } from "./script-dir.ts";
-import { type RuntimeOptions, ScriptFailure, ScriptRuntime } from "./script-runtime.ts";
+import { type DispatchResult, type RuntimeOptions, ScriptFailure, ScriptRuntime, UNAVAILABLE } from "./script-runtime.ts";
 import type { ObjectStoreAccess } from "./store-access.ts";
 
 export interface ScriptingOptions {
@@ -24,11 +28,24 @@ export interface ScriptingOptions {
   readonly log?: (level: string, msg: string) => void;
   /** Milliseconds since the epoch (default Date.now); quota windows follow it. */
   readonly now?: () => number;
+  /** Time another server has to answer getFromServer/getInParallel (default 500, as --peer-timeout-ms). */
+  readonly peerTimeoutMs?: number;
+  /** Key hash of newConsistent's rings (default md5, as --hash). */
+  readonly hash?: string;
+  /** With --cluster: the --peers list and this node's "host:port" (newConsistent(), getClusterServers(), getSelfServer()). */
+  readonly cluster?: ClusterInfo | null;
 }
 
+export type { ClusterInfo };
+
 export interface Scripting {
-  /** For a `get` key. Returns the complete reply block for this key (`VALUE <key> 0 <n>\r\n<payload>\r\n`, or `SERVER_ERROR <msg>\r\n` on a Lua error/timeout) as bytes, or null when the key is not a virtual key (type or method not defined: then the server does a plain lookup). Never throws. */
-  handleGetKey(key: string): Uint8Array | null;
+  /**
+   * For a `get` key. Returns the complete reply block for this key (`VALUE <key> 0 <n>\r\n<payload>\r\n`,
+   * or `SERVER_ERROR <msg>\r\n` on a Lua error/timeout) as bytes, or null when the key is not a virtual
+   * key (type or method not defined: then the server does a plain lookup). A handler that waits on
+   * other servers gives a promise of the reply instead, which never rejects. Never throws.
+   */
+  handleGetKey(key: string): Uint8Array | Promise<Uint8Array> | null;
   /** The part of a key that decides its cluster owner: a virtual key's object key, else the key. */
   routingKey(key: string): string;
   /** Re-read the scripts dir (SIGHUP). Stored objects survive. Returns a list of errors like "file.lua:3: ..." */
@@ -52,6 +69,7 @@ function newLuaModule(): Promise<LuaWasm> {
 
 const encoder = new TextEncoder();
 const MAX_ERROR_LENGTH = 512;
+const DEFAULT_PEER_TIMEOUT_MS = 500;
 
 function serverError(reason: string): Uint8Array {
   return encoder.encode(`SERVER_ERROR ${reason.slice(0, MAX_ERROR_LENGTH)}\r\n`);
@@ -68,6 +86,9 @@ class ScriptingEngine implements Scripting {
   /** The user scripts the current runtime was built from. */
   private userScripts: readonly LuaSource[] = [];
   private readonly runtimeOptions: RuntimeOptions;
+  private readonly peers: PeerPool;
+  /** Replaced runtimes still finishing keys that wait on other servers. */
+  private readonly retiring = new Set<ScriptRuntime>();
   private restarting = false;
   private closed = false;
 
@@ -76,43 +97,41 @@ class ScriptingEngine implements Scripting {
     private luaWasm: Promise<LuaWasm>,
     private readonly opts: ScriptingOptions,
   ) {
+    this.peers = new PeerPool(opts.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS);
     this.runtimeOptions = {
       store: opts.store,
       now: opts.now ?? Date.now,
       log: (level, msg) => this.log(level, msg),
       timeoutMs: opts.timeoutMs,
       memoryLimitBytes: opts.memoryMb * 1024 * 1024,
+      hash: opts.hash ?? "md5",
+      cluster: opts.cluster ?? null,
+      fetch: (requests) => this.peers.fetch(requests),
     };
   }
 
-  handleGetKey(key: string): Uint8Array | null {
+  handleGetKey(key: string): Uint8Array | Promise<Uint8Array> | null {
     const colon = key.indexOf(":");
     if (colon < 0 || !this.typeNames.has(key.substring(0, colon))) return null;
     const runtime = this.runtime;
     if (runtime === null) {
       if (this.closed) return null;
       queueMicrotask(() => this.restart());
-      return serverError("scripting unavailable");
+      return serverError(UNAVAILABLE);
     }
-    let result: Uint8Array | null | ScriptFailure;
+    let result: DispatchResult;
     try {
       result = runtime.dispatch(key);
     } catch (e) {
-      // Something other than a Lua error escaped (a wasm trap, the JS stack
-      // running out): the state, perhaps the heap, is corrupt. Deferred, so
-      // that a stack that just ran out has unwound first.
-      queueMicrotask(() => {
-        this.log("error", `scripting: Lua engine failed (${describe(e)}); starting a new one`);
-        this.restart();
-      });
-      this.runtime = null;
-      return serverError("scripting unavailable");
+      return this.engineFailed(runtime, e);
     }
-    if (result instanceof ScriptFailure) {
-      this.log("warn", `virtual key ${key}: ${result.reason}`);
-      return serverError(result.reason);
+    if (result instanceof Promise) {
+      return result.then(
+        (reply) => this.reply(key, reply),
+        (e: unknown) => this.engineFailed(runtime, e),
+      );
     }
-    return result;
+    return result === null ? null : this.reply(key, result);
   }
 
   routingKey(key: string): string {
@@ -145,10 +164,35 @@ class ScriptingEngine implements Scripting {
     this.closed = true;
     this.runtime?.close();
     this.runtime = null;
+    for (const runtime of this.retiring) runtime.close();
+    this.retiring.clear();
+    this.peers.close();
   }
 
   log(level: LogLevel, msg: string): void {
     this.opts.log?.(level, msg);
+  }
+
+  private reply(key: string, result: Uint8Array | ScriptFailure): Uint8Array {
+    if (!(result instanceof ScriptFailure)) return result;
+    this.log("warn", `virtual key ${key}: ${result.reason}`);
+    return serverError(result.reason);
+  }
+
+  /**
+   * Something other than a Lua error escaped (a wasm trap, the JS stack
+   * running out): the state, perhaps the heap, is corrupt. The restart is
+   * deferred, so that a stack that just ran out has unwound first.
+   */
+  private engineFailed(runtime: ScriptRuntime, e: unknown): Uint8Array {
+    if (this.runtime === runtime) {
+      this.runtime = null;
+      queueMicrotask(() => {
+        this.log("error", `scripting: Lua engine failed (${describe(e)}); starting a new one`);
+        this.restart();
+      });
+    }
+    return serverError(UNAVAILABLE);
   }
 
   /** Swaps in a runtime built from `userScripts`; returns their load errors. */
@@ -158,7 +202,10 @@ class ScriptingEngine implements Scripting {
     this.runtime = runtime;
     this.typeNames = runtime.typeNames;
     this.userScripts = userScripts;
-    old?.close();
+    if (old !== null) {
+      this.retiring.add(old);
+      old.retire(() => this.retiring.delete(old));
+    }
     return errors;
   }
 

@@ -1,8 +1,11 @@
 /**
  * The JS functions the Lua prelude is handed (as the private `host` table,
- * never as globals): store access, the clock, logging and type registration.
- * Scripts reach the store only through api.lua and core.lua, built on these.
+ * never as globals): store access, the clock, logging, type registration and
+ * consistent-hash rings. Scripts reach them only through api.lua, core.lua and
+ * cluster.lua, built on these.
  */
+import { parseServerList } from "../cluster/ketama.ts";
+import { type Rings, serverLabel } from "./consistent.ts";
 import { type LuaVm, TIMEOUT_MESSAGE } from "./lua-vm.ts";
 import type { ObjectStoreAccess } from "./store-access.ts";
 
@@ -21,11 +24,21 @@ export interface HostDependencies {
   readonly registerType: (name: string) => void;
   /** Encoded bytes of decoded objects core.lua may keep between calls. */
   readonly decodedCacheBytes: number;
+  readonly rings: Rings;
+  /** With --cluster: the --peers list as given, and this node as "host:port". */
+  readonly cluster: ClusterInfo | null;
+  /** First value of every yield the engine serves (and of every resume it makes), so that no script's own yield is taken for a wait. */
+  readonly waitToken: string;
+}
+
+export interface ClusterInfo {
+  readonly peers: string;
+  readonly self: string;
 }
 
 /** Pushes the host table onto the main thread's stack. */
 export function pushHostTable(vm: LuaVm, deps: HostDependencies): void {
-  const { store } = deps;
+  const { store, rings } = deps;
   vm.pushTable(
     vm.L,
     {
@@ -81,7 +94,51 @@ export function pushHostTable(vm: LuaVm, deps: HostDependencies): void {
         deps.registerType(vm.checkString(L, 1));
         return 0;
       },
+      // ringNew(list) -> id | nil, message
+      ringNew: (L) => {
+        let id: number;
+        try {
+          id = rings.create(vm.checkString(L, 1));
+        } catch (e) {
+          vm.pushNil(L);
+          vm.pushString(L, e instanceof Error ? e.message : String(e));
+          return 2;
+        }
+        vm.pushNumber(L, id);
+        return 1;
+      },
+      // ringFind(id, key) -> "host:port" | nothing when no server is live
+      ringFind: (L) => {
+        const server = rings.serverFor(vm.checkNumber(L, 1), vm.checkBytes(L, 2));
+        if (server === null) return 0;
+        vm.pushString(L, server);
+        return 1;
+      },
+      ringCount: (L) => {
+        vm.pushNumber(L, rings.serverCount(vm.checkNumber(L, 1)));
+        return 1;
+      },
+      ringIsAvailable: (L) => {
+        vm.pushBoolean(L, rings.isAvailable(vm.checkNumber(L, 1), vm.checkString(L, 2)));
+        return 1;
+      },
+      // ringSetAvailable(id, name, up) -> false when the ring has no such server
+      ringSetAvailable: (L) => {
+        vm.pushBoolean(L, rings.setAvailable(vm.checkNumber(L, 1), vm.checkString(L, 2), vm.toBoolean(L, 3)));
+        return 1;
+      },
+      ringFree: (L) => {
+        rings.free(vm.checkNumber(L, 1));
+        return 0;
+      },
     },
-    { TIMEOUT_MESSAGE, DECODED_CACHE_BYTES: deps.decodedCacheBytes },
+    {
+      TIMEOUT_MESSAGE,
+      DECODED_CACHE_BYTES: deps.decodedCacheBytes,
+      WAIT_TOKEN: deps.waitToken,
+      CLUSTER_PEERS: deps.cluster?.peers ?? "",
+      CLUSTER_SERVERS: deps.cluster ? parseServerList(deps.cluster.peers).map(serverLabel).join(",") : "",
+      CLUSTER_SELF: deps.cluster?.self ?? "",
+    },
   );
 }

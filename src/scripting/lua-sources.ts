@@ -3,6 +3,7 @@
  * `bun build --compile` embed them).
  */
 import apiLua from "./lua/api.lua" with { type: "text" };
+import clusterLua from "./lua/cluster.lua" with { type: "text" };
 import dispatchLua from "./lua/dispatch.lua" with { type: "text" };
 import marshalLua from "./lua/marshal.lua" with { type: "text" };
 import sandboxLua from "./lua/sandbox.lua" with { type: "text" };
@@ -27,6 +28,7 @@ export const PRELUDE: readonly LuaSource[] = [
   { name: "sandbox.lua", code: sandboxLua },
   { name: "marshal.lua", code: marshalLua },
   { name: "api.lua", code: apiLua },
+  { name: "cluster.lua", code: clusterLua },
   { name: "core.lua", code: coreLua },
   { name: "dispatch.lua", code: dispatchLua },
 ];

@@ -33,6 +33,8 @@ interface RawLua {
   _lua_pushnumber(L: number, n: number): void;
   _lua_pushinteger(L: number, n: bigint): void;
   _lua_pushboolean(L: number, b: number): void;
+  _lua_pushnil(L: number): void;
+  _lua_toboolean(L: number, idx: number): number;
   _lua_pushlstring(L: number, ptr: number, len: number): number;
   _lua_pushcclosure(L: number, fn: number, n: number): void;
   _lua_createtable(L: number, narr: number, nrec: number): void;
@@ -41,21 +43,37 @@ interface RawLua {
   _lua_rawseti(L: number, idx: number, n: bigint): void;
   _lua_type(L: number, idx: number): number;
   _lua_tolstring(L: number, idx: number, lenPtr: number): number;
+  _lua_newthread(L: number): number;
+  _lua_resume(L: number, from: number, nargs: number, nresultsPtr: number): number;
+  _luaL_ref(L: number, t: number): number;
+  _luaL_unref(L: number, t: number, ref: number): void;
+  _lua_rawgeti(L: number, idx: number, n: bigint): number;
 }
 
 /** A JS function callable from Lua: reads its arguments from L, pushes results, returns their count. */
 export type HostFunction = (L: number) => number;
 
-/** lua_pcall / luaL_load results (LUA_OK, LUA_ERRMEM). */
+/** lua_pcall / lua_resume / luaL_load results (LUA_OK, LUA_YIELD, LUA_ERRMEM). */
 const LUA_OK = 0;
+const LUA_YIELD = 1;
 const LUA_ERRMEM = 4;
+/** Lua 5.4's pseudo-index of the registry (-LUAI_MAXSTACK - 1000). */
+const LUA_REGISTRYINDEX = -1001000;
 
-/** How a protected call ended. */
+/** How a protected call or a resume ended. */
 export enum CallOutcome {
   Ok,
   Error,
   Timeout,
   OutOfMemory,
+  /** Only from resume: the thread is suspended in coroutine.yield. */
+  Yield,
+}
+
+/** A Lua thread (coroutine) created from the host, kept alive by a registry reference. */
+export interface LuaThread {
+  readonly L: number;
+  readonly ref: number;
 }
 
 export const LUA_TNIL = 0;
@@ -86,11 +104,20 @@ export class LuaVm {
   private readonly functions: number[] = [];
   private readonly cStrings = new Map<string, number>();
   private readonly lenPtr: number;
+  private readonly resultsPtr: number;
   /** SCRATCH_BYTES of wasm heap for moving keys and small values into Lua. */
   private readonly scratch: number;
   private deadline = Infinity;
   private cpuDeadlineMicros = Infinity;
+  /** When the budget now running started (performance.now(), cpuMicros()). */
+  private startedAt = 0;
+  private startedCpuMicros = 0;
   private timedOut = false;
+  /** Values the last resume left on its thread's stack (yielded or returned). */
+  resultCount = 0;
+  /** Wall and CPU time the last resume spent, set only when it yielded. */
+  spentMs = 0;
+  spentCpuMicros = 0;
   private closed = false;
 
   constructor(
@@ -102,6 +129,7 @@ export class LuaVm {
     this.L = this.global.address;
     this.raw._luaL_openlibs(this.L);
     this.lenPtr = this.malloc(8);
+    this.resultsPtr = this.malloc(4);
     this.scratch = this.malloc(SCRATCH_BYTES);
     const timeoutMessage = this.cString(TIMEOUT_MESSAGE);
     const hook = this.raw.addFunction((L: number): void => {
@@ -120,7 +148,7 @@ export class LuaVm {
    * outside protected mode, which would abort the whole wasm instance.
    */
   call(nargs: number, nresults: number, budgetMs: number): CallOutcome {
-    this.startBudget(budgetMs);
+    this.startBudget(budgetMs, budgetMs * 1000);
     this.global.setMemoryMax(this.memoryLimitBytes);
     let status: number;
     try {
@@ -136,6 +164,58 @@ export class LuaVm {
     return CallOutcome.Error;
   }
 
+  /**
+   * lua_resume of `thread`, whose stack holds a function and its nargs
+   * arguments (to start it) or the nargs values its coroutine.yield returns
+   * (to continue it), under what is left of a call's time budget and the heap
+   * budget. Ok and Yield leave `resultCount` values on the thread's stack; a
+   * failure leaves the error there, and the thread is dead. A Yield sets
+   * `spentMs`/`spentCpuMicros`. The count hook is inherited from the main
+   * thread (lua_newthread copies it), so the budget holds inside coroutines.
+   */
+  resume(thread: LuaThread, nargs: number, budgetMs: number, budgetCpuMicros: number): CallOutcome {
+    this.startBudget(budgetMs, budgetCpuMicros);
+    this.global.setMemoryMax(this.memoryLimitBytes);
+    let status: number;
+    try {
+      status = this.raw._lua_resume(thread.L, 0, nargs, this.resultsPtr);
+    } finally {
+      this.deadline = Infinity;
+      this.cpuDeadlineMicros = Infinity;
+      this.global.setMemoryMax(undefined);
+    }
+    this.resultCount = this.raw.HEAPU32[this.resultsPtr >> 2];
+    if (status === LUA_OK) return CallOutcome.Ok;
+    if (status === LUA_YIELD) {
+      this.spentMs = performance.now() - this.startedAt;
+      this.spentCpuMicros = cpuMicros() - this.startedCpuMicros;
+      return CallOutcome.Yield;
+    }
+    if (this.timedOut) return CallOutcome.Timeout;
+    if (status === LUA_ERRMEM) return CallOutcome.OutOfMemory;
+    return CallOutcome.Error;
+  }
+
+  /** A new thread, anchored in the registry until releaseThread. */
+  newThread(): LuaThread {
+    const L = this.raw._lua_newthread(this.L);
+    return { L, ref: this.raw._luaL_ref(this.L, LUA_REGISTRYINDEX) };
+  }
+
+  releaseThread(thread: LuaThread): void {
+    this.raw._luaL_unref(this.L, LUA_REGISTRYINDEX, thread.ref);
+  }
+
+  /** Pops the value on top of the main stack into the registry; returns its reference. */
+  ref(): number {
+    return this.raw._luaL_ref(this.L, LUA_REGISTRYINDEX);
+  }
+
+  /** Pushes the registry value `ref` onto L's stack. */
+  pushRef(L: number, ref: bigint): void {
+    this.raw._lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  }
+
   /** Compiles a text chunk named `name` in messages; pushes the function (true) or the error message (false). */
   load(name: string, code: string): boolean {
     const bytes = encoder.encode(code);
@@ -146,8 +226,8 @@ export class LuaVm {
     return status === LUA_OK;
   }
 
-  setTop(idx: number): void {
-    this.raw._lua_settop(this.L, idx);
+  setTop(L: number, idx: number): void {
+    this.raw._lua_settop(L, idx);
   }
 
   pushValue(idx: number): void {
@@ -175,6 +255,15 @@ export class LuaVm {
 
   pushBoolean(L: number, b: boolean): void {
     this.raw._lua_pushboolean(L, b ? 1 : 0);
+  }
+
+  pushNil(L: number): void {
+    this.raw._lua_pushnil(L);
+  }
+
+  /** Lua truthiness of the value at idx (false only for nil and false). */
+  toBoolean(L: number, idx: number): boolean {
+    return this.raw._lua_toboolean(L, idx) !== 0;
   }
 
   /** Whole numbers in the 53-bit range go in as Lua integers, the rest as floats. */
@@ -218,6 +307,17 @@ export class LuaVm {
       return;
     }
     this.pushBytes(L, encoder.encode(s));
+  }
+
+  /** Pushes a table with one slot per item: its bytes as a string, or nil (absent) where the item is null. */
+  pushBytesArray(L: number, items: readonly (Uint8Array | null)[]): void {
+    this.raw._lua_createtable(L, items.length, 0);
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      if (item === null) continue;
+      this.pushBytes(L, item);
+      this.raw._lua_rawseti(L, -2, BigInt(i + 1));
+    }
   }
 
   /** Pushes an array of strings as a Lua sequence. */
@@ -278,7 +378,7 @@ export class LuaVm {
   close(budgetMs: number): void {
     if (this.closed) return;
     this.closed = true;
-    this.startBudget(budgetMs);
+    this.startBudget(budgetMs, budgetMs * 1000);
     try {
       this.global.close();
     } finally {
@@ -287,14 +387,17 @@ export class LuaVm {
       for (const fn of this.functions) this.raw.removeFunction(fn);
       for (const ptr of this.cStrings.values()) this.raw._free(ptr);
       this.raw._free(this.lenPtr);
+      this.raw._free(this.resultsPtr);
       this.raw._free(this.scratch);
     }
   }
 
-  private startBudget(budgetMs: number): void {
+  private startBudget(budgetMs: number, budgetCpuMicros: number): void {
     this.timedOut = false;
-    this.deadline = performance.now() + budgetMs;
-    this.cpuDeadlineMicros = cpuMicros() + budgetMs * 1000;
+    this.startedAt = performance.now();
+    this.startedCpuMicros = cpuMicros();
+    this.deadline = this.startedAt + budgetMs;
+    this.cpuDeadlineMicros = this.startedCpuMicros + budgetCpuMicros;
   }
 
   /**

@@ -1,40 +1,81 @@
 /**
  * One Lua state made ready for virtual keys: the prelude (sandbox, marshal,
- * API, helpers, dispatcher), the bundled object types, then the user's
- * scripts. The state holds no object data (objects live in the store), so a
- * runtime can be thrown away and rebuilt at any time.
+ * API, cluster primitives, helpers, dispatcher), the bundled object types,
+ * then the user's scripts. The state holds no object data (objects live in
+ * the store), so a runtime can be thrown away and rebuilt at any time.
+ *
+ * Each virtual key runs in a Lua thread of its own (reused once it finishes).
+ * A handler that never waits finishes within dispatch, which returns its reply
+ * directly. One that waits on other servers (cluster.lua) yields the request;
+ * dispatch then returns a promise, and the thread is resumed with the values
+ * once they are in, while other keys run on other threads meanwhile.
  */
 import type { LuaWasm } from "wasmoon";
+import { Rings } from "./consistent.ts";
 import { type HostDependencies, pushHostTable } from "./host-functions.ts";
 import { BUNDLED_OBJECTS, type LuaSource, PRELUDE } from "./lua-sources.ts";
-import { CallOutcome, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LuaVm, TIMEOUT_MESSAGE } from "./lua-vm.ts";
+import { CallOutcome, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, type LuaThread, LuaVm, TIMEOUT_MESSAGE } from "./lua-vm.ts";
+import type { FetchAnswer, FetchRequest } from "./peer-fetch.ts";
 
 /** A virtual key whose handler failed; `reason` has no line breaks. */
 export class ScriptFailure {
   constructor(readonly reason: string) {}
 }
 
-export interface RuntimeOptions extends Omit<HostDependencies, "registerType" | "decodedCacheBytes"> {
+/** A key's reply (null: not a virtual key), or the promise of it when the handler waits on other servers. */
+export type DispatchResult = Uint8Array | null | ScriptFailure | Promise<Uint8Array | ScriptFailure>;
+
+export interface RuntimeOptions extends Omit<HostDependencies, "registerType" | "decodedCacheBytes" | "rings" | "waitToken"> {
   readonly timeoutMs: number;
   readonly memoryLimitBytes: number;
+  /** Key hash of newConsistent's rings (a --hash name). */
+  readonly hash: string;
+  /** Gets values from other servers for a waiting handler; never rejects. */
+  readonly fetch: (requests: readonly FetchRequest[]) => Promise<FetchAnswer>;
 }
+
+export const UNAVAILABLE = "scripting unavailable";
 
 /** Loading a script may take longer than serving a key, but not forever. */
 const MIN_LOAD_BUDGET_MS = 1000;
 /** The decoded-object cache of core.lua gets this share of the Lua heap (counted as encoded bytes; decoded tables are several times larger). */
 const DECODED_CACHE_SHARE = 1 / 32;
+/** Finished threads kept for reuse; more are made when more keys wait at once. */
+const MAX_IDLE_THREADS = 32;
 
-// The dispatcher's two entry points stay on the main thread's stack for the
-// state's lifetime, so a call starts with a cheap lua_pushvalue.
-const DISPATCH_SLOT = 1;
-const LOAD_SCRIPT_SLOT = 2;
-const BASE_TOP = 2;
+// loadScript stays on the main thread's stack for the state's lifetime.
+const LOAD_SCRIPT_SLOT = 1;
+const BASE_TOP = 1;
+
+/** What run() returns when the thread yielded a wait; the request is then in `waitRequests`. */
+const SUSPENDED = Symbol("suspended");
+
+const enum State {
+  Open,
+  /** Replaced by a newer runtime: closes once its waiting keys have finished. */
+  Retiring,
+  Closed,
+  /** A resume threw (the engine failed): the state must not be touched again. */
+  Broken,
+}
+
+const latin1 = new TextDecoder("latin1");
 
 export class ScriptRuntime {
   /** Registered object types: a key whose first segment is not one never enters Lua. */
   readonly typeNames = new Set<string>();
   private readonly vm: LuaVm;
   private readonly loadBudgetMs: number;
+  /** Registry reference of dispatch.lua's dispatch function. */
+  private dispatchRef = 0n;
+  private readonly idleThreads: LuaThread[] = [];
+  /** Unguessable by scripts: tells the engine's waits from a script's own coroutine.yield. */
+  private readonly waitToken = crypto.randomUUID();
+  private waitRequests: FetchRequest[] = [];
+  private state = State.Open;
+  /** Keys waiting on other servers. */
+  private waiting = 0;
+  private onRetired: (() => void) | null = null;
 
   /** Builds a runtime; throws when the prelude itself cannot run. */
   static create(luaWasm: LuaWasm, options: RuntimeOptions, userScripts: readonly LuaSource[]): { runtime: ScriptRuntime; errors: string[] } {
@@ -70,20 +111,116 @@ export class ScriptRuntime {
 
   /**
    * The complete reply block for a virtual key (possibly empty), null when
-   * the key names no method, or the failure.
+   * the key names no method, or the failure; a promise of the reply when the
+   * handler waits on other servers. Throws (and the promise rejects) only when
+   * the engine itself failed.
    */
-  dispatch(key: string): Uint8Array | null | ScriptFailure {
+  dispatch(key: string): DispatchResult {
+    if (this.state !== State.Open) return new ScriptFailure(UNAVAILABLE);
     const vm = this.vm;
-    const L = vm.L;
-    vm.pushValue(DISPATCH_SLOT);
-    vm.pushString(L, key);
-    const outcome = vm.call(1, 1, this.options.timeoutMs);
-    let result: Uint8Array | null | ScriptFailure;
-    if (outcome !== CallOutcome.Ok) result = new ScriptFailure(this.failureReason(outcome));
-    else if (vm.type(L, -1) === LUA_TNIL) result = null;
-    else result = vm.toBytes(L, -1) ?? new ScriptFailure("dispatcher returned no string");
-    vm.setTop(BASE_TOP);
-    return result;
+    const thread = this.idleThreads.pop() ?? vm.newThread();
+    vm.pushRef(thread.L, this.dispatchRef);
+    vm.pushString(thread.L, key);
+    const timeoutMs = this.options.timeoutMs;
+    const result = this.run(thread, 1, timeoutMs, timeoutMs * 1000);
+    if (result !== SUSPENDED) return result;
+    return this.wait(thread, this.waitRequests, timeoutMs - vm.spentMs, timeoutMs * 1000 - vm.spentCpuMicros);
+  }
+
+  /** Stops at once: keys still waiting answer "scripting unavailable". */
+  close(): void {
+    if (this.state === State.Closed) return;
+    const broken = this.state === State.Broken;
+    this.state = State.Closed;
+    if (!broken) this.vm.close(this.loadBudgetMs);
+  }
+
+  /** Takes no more keys, and closes once the keys waiting on other servers have finished. */
+  retire(onRetired: () => void): void {
+    if (this.state !== State.Open) return;
+    if (this.waiting === 0) {
+      this.close();
+      onRetired();
+      return;
+    }
+    this.state = State.Retiring;
+    this.onRetired = onRetired;
+  }
+
+  /**
+   * Resumes a thread. Returns the reply (or null, or the failure) when the
+   * handler ended, SUSPENDED when it yielded a wait. A finished thread is
+   * kept for reuse; a failed one is dropped (it is dead).
+   */
+  private run(thread: LuaThread, nargs: number, budgetMs: number, budgetCpuMicros: number): Uint8Array | null | ScriptFailure | typeof SUSPENDED {
+    const vm = this.vm;
+    const L = thread.L;
+    let outcome: CallOutcome;
+    try {
+      outcome = vm.resume(thread, nargs, budgetMs, budgetCpuMicros);
+    } catch (e) {
+      this.state = State.Broken;
+      throw e;
+    }
+    if (outcome === CallOutcome.Ok) {
+      const result = vm.type(L, -1) === LUA_TNIL ? null : (vm.toBytes(L, -1) ?? new ScriptFailure("dispatcher returned no string"));
+      vm.setTop(L, 0);
+      if (this.idleThreads.length < MAX_IDLE_THREADS) this.idleThreads.push(thread);
+      else vm.releaseThread(thread);
+      return result;
+    }
+    if (outcome === CallOutcome.Yield && this.takeWaitRequest(thread)) return SUSPENDED;
+    const failure = new ScriptFailure(
+      outcome === CallOutcome.Yield ? "coroutine.yield outside a coroutine of the script's own" : this.failureReason(outcome, L),
+    );
+    vm.releaseThread(thread);
+    return failure;
+  }
+
+  /** Serves the waits of a suspended thread until its handler ends; the time budget counts Lua time only. */
+  private async wait(thread: LuaThread, requests: FetchRequest[], budgetMs: number, budgetCpuMicros: number): Promise<Uint8Array | ScriptFailure> {
+    this.waiting++;
+    try {
+      for (;;) {
+        const answer = await this.options.fetch(requests);
+        if (this.state === State.Closed || this.state === State.Broken) return new ScriptFailure(UNAVAILABLE);
+        const vm = this.vm;
+        vm.pushString(thread.L, this.waitToken);
+        vm.pushBytesArray(thread.L, answer.values);
+        if (answer.error !== null) vm.pushString(thread.L, answer.error);
+        const result = this.run(thread, answer.error === null ? 2 : 3, budgetMs, budgetCpuMicros);
+        if (result !== SUSPENDED) return result ?? new ScriptFailure("dispatcher returned no reply");
+        requests = this.waitRequests;
+        budgetMs -= vm.spentMs;
+        budgetCpuMicros -= vm.spentCpuMicros;
+      }
+    } finally {
+      this.waiting--;
+      if (this.state === State.Retiring && this.waiting === 0) {
+        this.close();
+        this.onRetired?.();
+      }
+    }
+  }
+
+  /**
+   * Reads the wait cluster.lua yielded, (token, "server k1 k2\nserver2 k3"),
+   * into waitRequests and pops it. False when the yield was not one.
+   */
+  private takeWaitRequest(thread: LuaThread): boolean {
+    const vm = this.vm;
+    const L = thread.L;
+    const count = vm.resultCount;
+    const isWait = count === 2 && vm.type(L, -2) === LUA_TSTRING && vm.toText(L, -2) === this.waitToken;
+    if (isWait) {
+      const lines = latin1.decode(vm.toBytes(L, -1) ?? new Uint8Array(0)).split("\n");
+      this.waitRequests = lines.map((line) => {
+        const words = line.split(" ");
+        return { server: words[0], keys: words.slice(1) };
+      });
+    }
+    vm.setTop(L, -count - 1);
+    return isWait;
   }
 
   /** Runs one object script; null, or the error as "<file>:<line>: <message>". */
@@ -95,44 +232,43 @@ export class ScriptRuntime {
     vm.pushBoolean(vm.L, bundled);
     const outcome = vm.call(3, 1, this.loadBudgetMs);
     let error: string | null = null;
-    if (outcome !== CallOutcome.Ok) error = `${script.name}: ${this.failureReason(outcome)}`;
+    if (outcome !== CallOutcome.Ok) error = `${script.name}: ${this.failureReason(outcome, vm.L)}`;
     else if (vm.type(vm.L, -1) !== LUA_TNIL) error = vm.toText(vm.L, -1);
-    vm.setTop(BASE_TOP);
+    vm.setTop(vm.L, BASE_TOP);
     return error;
-  }
-
-  close(): void {
-    this.vm.close(this.loadBudgetMs);
   }
 
   private runPrelude(): void {
     const vm = this.vm;
+    const L = vm.L;
     pushHostTable(vm, {
       ...this.options,
       registerType: (name) => this.typeNames.add(name),
       decodedCacheBytes: Math.floor(this.options.memoryLimitBytes * DECODED_CACHE_SHARE),
+      rings: new Rings(this.options.hash),
+      waitToken: this.waitToken,
     });
     for (const chunk of PRELUDE) {
-      vm.setTop(1);
-      if (!vm.load(chunk.name, chunk.code)) throw new Error(`${chunk.name}: ${vm.toText(vm.L, -1)}`);
+      vm.setTop(L, 1);
+      if (!vm.load(chunk.name, chunk.code)) throw new Error(`${chunk.name}: ${vm.toText(L, -1)}`);
       vm.pushValue(1);
       const outcome = vm.call(1, 1, this.loadBudgetMs);
-      if (outcome !== CallOutcome.Ok) throw new Error(`${chunk.name}: ${this.failureReason(outcome)}`);
+      if (outcome !== CallOutcome.Ok) throw new Error(`${chunk.name}: ${this.failureReason(outcome, L)}`);
     }
     // Stack: host, entries (returned by dispatch.lua, the last chunk).
-    vm.getField(vm.L, 2, "dispatch");
-    vm.getField(vm.L, 2, "loadScript");
-    vm.copy(3, DISPATCH_SLOT);
-    vm.copy(4, LOAD_SCRIPT_SLOT);
-    vm.setTop(BASE_TOP);
+    vm.getField(L, 2, "dispatch");
+    this.dispatchRef = BigInt(vm.ref());
+    vm.getField(L, 2, "loadScript");
+    vm.copy(3, LOAD_SCRIPT_SLOT);
+    vm.setTop(L, BASE_TOP);
   }
 
-  /** Why the call on top of the stack failed, on one line. */
-  private failureReason(outcome: CallOutcome): string {
+  /** Why the call or resume on L failed (its error is on top of L's stack), on one line. */
+  private failureReason(outcome: CallOutcome, L: number): string {
     if (outcome === CallOutcome.Timeout) return TIMEOUT_MESSAGE;
     if (outcome === CallOutcome.OutOfMemory) return "script out of memory";
-    const type = this.vm.type(this.vm.L, -1);
-    const message = type === LUA_TSTRING || type === LUA_TNUMBER ? this.vm.toText(this.vm.L, -1) : null;
+    const type = this.vm.type(L, -1);
+    const message = type === LUA_TSTRING || type === LUA_TNUMBER ? this.vm.toText(L, -1) : null;
     return (message ?? "script raised a non-string error").replace(/[\r\n]+/g, " ");
   }
 }

@@ -1,9 +1,11 @@
 -- The original's script API (reference 5.1-5.4) over the host's store:
 -- getHashMap(), CacheItem, the per-request Command, setLogLevel, and print.
--- Publishes host.newCommand and host.takeReply for dispatch.lua.
+-- Publishes host.newCommand and host.takeReply for dispatch.lua, and
+-- host.Command for cluster.lua.
 local host = ...
 local type, tostring, setmetatable, getmetatable, error, select =
   type, tostring, setmetatable, getmetatable, error, select
+local running = coroutine.running
 local concat, format, mathType = table.concat, string.format, math.type
 local hostGet, hostSet, hostDelete, hostKeys, hostEvict, hostLog =
   host.get, host.set, host.delete, host.keys, host.evict, host.log
@@ -64,12 +66,15 @@ function HashMap:getPrefixMatchingKeys(prefix)
 end
 
 -- Command: the current `get` of one virtual key. Writes are collected and
--- become the reply block for that key.
-local Command = { flags = 0, exptime = 0, delta = 0, noreply = 0, __metatable = "Command" }
+-- become the reply block for that key. `thread` is the coroutine the request
+-- runs in (the only one that may wait on other servers); `atomic` counts the
+-- object updates in progress, during which it may not (core.lua).
+local Command = { flags = 0, exptime = 0, delta = 0, noreply = 0, atomic = 0, __metatable = "Command" }
 Command.__index = Command
+host.Command = Command
 
 function host.newCommand(key)
-  return setmetatable({ key = key }, Command)
+  return setmetatable({ key = key, thread = running() }, Command)
 end
 
 function Command:getCommand() return "get" end

@@ -78,13 +78,22 @@ local function storeObject(typeName, objectKey, obj)
   end
 end
 
+-- The functions given to the helpers below run atomically: nothing else runs
+-- between reading the object and storing it, because they cannot wait on
+-- other servers (cmd.atomic > 0 makes getFromServer/getInParallel raise an
+-- error). A handler that needs remote data fetches it first, then updates.
+
 -- fn(obj, ...) computes the reply; changes to obj are not stored.
 local function executeReadOnly(cmd, key, typeName, objectKey, fn, ...)
   needArgument(objectKey, "object key")
   local skey = storageKey(typeName, objectKey)
   local data = hostGet(skey)
   if data == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
-  return writeStringAsValue(cmd, key, fn(takeDecoded(skey, data).obj, ...))
+  local atomic = cmd.atomic
+  cmd.atomic = atomic + 1
+  local result = fn(takeDecoded(skey, data).obj, ...)
+  cmd.atomic = atomic
+  return writeStringAsValue(cmd, key, result)
 end
 
 -- fn(obj, ...) may change the object; it is stored again only if it changed.
@@ -97,7 +106,10 @@ local function executeReadWrite(cmd, key, typeName, objectKey, fn, ...)
   local data = hostGet(skey)
   if data == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
   local entry = takeDecoded(skey, data)
+  local atomic = cmd.atomic
+  cmd.atomic = atomic + 1
   local result, changed = fn(entry.obj, ...)
+  cmd.atomic = atomic
   if changed ~= false then
     local newData = marshal(entry.obj)
     if newData ~= data and not hostSet(skey, newData, 0, 0) then
@@ -113,7 +125,10 @@ end
 -- object alone (NOT_CREATED).
 local function executeNew(cmd, key, typeName, objectKey, fn, ...)
   needArgument(objectKey, "object key")
+  local atomic = cmd.atomic
+  cmd.atomic = atomic + 1
   local obj = fn(...)
+  cmd.atomic = atomic
   if type(obj) ~= "table" then return writeStringAsValue(cmd, key, "NOT_CREATED") end
   storeObject(typeName, objectKey, obj)
   return writeStringAsValue(cmd, key, "CREATED")
