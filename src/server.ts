@@ -50,6 +50,8 @@ export class CacheServer implements StatsSource {
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
   private scripting: Scripting | null = null;
   private idleTimer: ReturnType<typeof setInterval> | undefined;
+  /** Date.now() as of the last idle sweep: activity stamps need no more precision than that. */
+  private coarseNowMs = Date.now();
 
   constructor(
     readonly config: Config,
@@ -128,18 +130,19 @@ export class CacheServer implements StatsSource {
           server.open(socket);
         },
         data(socket, chunk) {
+          const conn = socket.data;
           server.counters.bytes_read += chunk.length;
-          if (socket.data.rejected) return;
-          socket.data.lastActive = Date.now();
-          socket.data.protocol.feed(chunk);
-          server.flush(socket);
+          if (conn.rejected) return;
+          conn.lastActive = server.coarseNowMs;
+          conn.protocol.feed(chunk);
+          server.flush(socket, conn);
         },
         drain(socket) {
-          server.flush(socket);
+          server.flush(socket, socket.data);
         },
         end(socket) {
           socket.data.inputEnded = true;
-          server.flush(socket);
+          server.flush(socket, socket.data);
         },
         close(socket) {
           socket.data.closed = true;
@@ -193,7 +196,7 @@ export class CacheServer implements StatsSource {
     const protocol = new TextProtocol(this.context);
     socket.data = { protocol, paused: false, rejected, closed: false, lastActive: Date.now(), inputEnded: false };
     protocol.onWake = () => {
-      if (!socket.data.closed) this.flush(socket);
+      if (!socket.data.closed) this.flush(socket, socket.data);
     };
     this.counters.total_connections++;
     if (rejected) {
@@ -208,8 +211,7 @@ export class CacheServer implements StatsSource {
   }
 
   /** Writes what the socket takes; parses held-back input while output has room. */
-  private flush(socket: Socket<Connection>): void {
-    const conn = socket.data;
+  private flush(socket: Socket<Connection>, conn: Connection): void {
     const protocol = conn.protocol;
     const out = protocol.out;
     const limit = this.config.maxConnBufferBytes;
@@ -242,9 +244,10 @@ export class CacheServer implements StatsSource {
   }
 
   private closeIdle(): void {
+    this.coarseNowMs = Date.now();
     const idleMs = this.config.idleTimeoutSeconds * 1000;
     if (idleMs === 0) return;
-    const cutoff = Date.now() - idleMs;
+    const cutoff = this.coarseNowMs - idleMs;
     for (const socket of this.sockets) {
       const conn = socket.data;
       // A connection waiting on a peer, or with unsent replies, is not idle.

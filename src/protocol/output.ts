@@ -23,9 +23,15 @@ export class OutputBuffer {
 
   /** Appends a pre-encoded constant. */
   put(constant: Uint8Array): void {
-    this.reserve(constant.length);
-    this.bytes.set(constant, this.length);
-    this.length += constant.length;
+    const len = constant.length;
+    this.reserve(len);
+    const dst = this.bytes;
+    let at = this.length;
+    if (len <= 16) {
+      // Short replies (END, STORED, VALUE ...) copy faster byte by byte than through set().
+      for (let i = 0; i < len; i++) dst[at++] = constant[i];
+    } else dst.set(constant, at);
+    this.length += len;
   }
 
   putBytes(src: Uint8Array, off: number, len: number): void {
