@@ -1,41 +1,17 @@
 /**
- * In-process throughput of virtual keys (Scripting.handleGetKey over a
- * Map-backed store, no network): `bun run bench/scripting.ts [seconds per case]`.
+ * In-process throughput of virtual keys (Scripting.handleGetKey over the real
+ * arena store, no network): `bun run bench/scripting.ts [seconds per case]`.
  * Each case runs three rounds after a warm-up; the table shows the median.
  * Putting a member the set already has changes nothing, so the set is not
  * re-encoded; the put/delete case changes the 1000-member set every call.
  */
 import { createScripting } from "../src/scripting/engine.ts";
-import type { ObjectStoreAccess } from "../src/scripting/store-access.ts";
+import { StoreObjectAccess } from "../src/store/object-access.ts";
+import { Store } from "../src/store/store.ts";
 
-interface Item {
-  data: Uint8Array;
-  flags: number;
-  exptime: number;
-}
-
-class MapStore implements ObjectStoreAccess {
-  private readonly items = new Map<string, Item>();
-  get(key: string): Item | null {
-    return this.items.get(key) ?? null;
-  }
-  set(key: string, data: Uint8Array, flags: number, exptime: number): boolean {
-    this.items.set(key, { data, flags, exptime });
-    return true;
-  }
-  delete(key: string): boolean {
-    return this.items.delete(key);
-  }
-  keysWithPrefix(prefix: string): string[] {
-    return [...this.items.keys()].filter((k) => k.startsWith(prefix));
-  }
-  evictLRU(): number {
-    return 0;
-  }
-}
 
 const secondsPerRound = Number(process.argv[2] ?? "1") / 3;
-const s = await createScripting({ store: new MapStore(), timeoutMs: 100, memoryMb: 64 });
+const s = await createScripting({ store: new StoreObjectAccess(new Store({ memoryBytes: 64 * 1024 * 1024, maxItemBytes: 1024 * 1024 })), timeoutMs: 100, memoryMb: 64 });
 
 function setup(keys: string[]): void {
   for (const key of keys) {

@@ -10,35 +10,11 @@ import { join } from "node:path";
 import { Continuum, parseServerList } from "../src/cluster/ketama.ts";
 import { type InProcessServer, startServer } from "../src/index.ts";
 import { createScripting, type Scripting, type ScriptingOptions } from "../src/scripting/engine.ts";
-import type { ObjectStoreAccess } from "../src/scripting/store-access.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { freePort, waitForPort } from "./helpers/spawn.ts";
+import { MapStore } from "./helpers/map-store.ts";
 
-interface Item {
-  data: Uint8Array;
-  flags: number;
-  exptime: number;
-}
 
-class MapStore implements ObjectStoreAccess {
-  private readonly items = new Map<string, Item>();
-  get(key: string): Item | null {
-    return this.items.get(key) ?? null;
-  }
-  set(key: string, data: Uint8Array, flags: number, exptime: number): boolean {
-    this.items.set(key, { data: data.slice(), flags, exptime });
-    return true;
-  }
-  delete(key: string): boolean {
-    return this.items.delete(key);
-  }
-  keysWithPrefix(prefix: string): string[] {
-    return [...this.items.keys()].filter((k) => k.startsWith(prefix));
-  }
-  evictLRU(): number {
-    return 0;
-  }
-}
 
 const decoder = new TextDecoder();
 const dirs: string[] = [];

@@ -6,51 +6,10 @@ import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createScripting, type Scripting, type ScriptingOptions } from "../src/scripting/engine.ts";
-import type { ObjectStoreAccess } from "../src/scripting/store-access.ts";
 import { immediateReply } from "./helpers/immediate.ts";
+import { MapStore } from "./helpers/map-store.ts";
 
-interface Item {
-  data: Uint8Array;
-  flags: number;
-  exptime: number;
-}
 
-/** Map-backed store; Map order is the LRU order (first = least recently used). */
-class MapStore implements ObjectStoreAccess {
-  readonly items = new Map<string, Item>();
-  failWith: Error | null = null;
-  get(key: string): Item | null {
-    if (this.failWith !== null) throw this.failWith;
-    const item = this.items.get(key);
-    if (item === undefined) return null;
-    this.items.delete(key);
-    this.items.set(key, item);
-    return item;
-  }
-  set(key: string, data: Uint8Array, flags: number, exptime: number): boolean {
-    this.items.delete(key);
-    this.items.set(key, { data: data.slice(), flags, exptime });
-    return true;
-  }
-  delete(key: string): boolean {
-    return this.items.delete(key);
-  }
-  keysWithPrefix(prefix: string): string[] {
-    return [...this.items.keys()].filter((k) => k.startsWith(prefix));
-  }
-  evictLRU(bytes: number): number {
-    let freed = 0;
-    for (const [key, item] of this.items) {
-      if (freed >= bytes) break;
-      this.items.delete(key);
-      freed += key.length + item.data.length;
-    }
-    return freed;
-  }
-  put(key: string, data: string, flags = 0): void {
-    this.set(key, new TextEncoder().encode(data), flags, 0);
-  }
-}
 
 const decoder = new TextDecoder();
 const open: Scripting[] = [];

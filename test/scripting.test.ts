@@ -2,48 +2,10 @@
 // acceptance rows 27-43), driven in-process through handleGetKey.
 import { afterEach, describe, expect, test } from "bun:test";
 import { createScripting, type Scripting, type ScriptingOptions } from "../src/scripting/engine.ts";
-import type { ObjectStoreAccess } from "../src/scripting/store-access.ts";
 import { immediateReply } from "./helpers/immediate.ts";
+import { MapStore } from "./helpers/map-store.ts";
 
-interface Item {
-  data: Uint8Array;
-  flags: number;
-  exptime: number;
-}
 
-/** Map-backed store; Map order is the LRU order (first = least recently used). */
-class MapStore implements ObjectStoreAccess {
-  readonly items = new Map<string, Item>();
-  refuseSets = false;
-  get(key: string): Item | null {
-    const item = this.items.get(key);
-    if (item === undefined) return null;
-    this.items.delete(key);
-    this.items.set(key, item);
-    return item;
-  }
-  set(key: string, data: Uint8Array, flags: number, exptime: number): boolean {
-    if (this.refuseSets) return false;
-    this.items.delete(key);
-    this.items.set(key, { data: data.slice(), flags, exptime });
-    return true;
-  }
-  delete(key: string): boolean {
-    return this.items.delete(key);
-  }
-  keysWithPrefix(prefix: string): string[] {
-    return [...this.items.keys()].filter((k) => k.startsWith(prefix));
-  }
-  evictLRU(bytes: number): number {
-    let freed = 0;
-    for (const [key, item] of this.items) {
-      if (freed >= bytes) break;
-      this.items.delete(key);
-      freed += key.length + item.data.length;
-    }
-    return freed;
-  }
-}
 
 const decoder = new TextDecoder();
 const open: Scripting[] = [];

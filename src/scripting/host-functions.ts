@@ -51,7 +51,7 @@ export function pushHostTable(vm: LuaVm, deps: HostDependencies): void {
         vm.pushNumber(L, item.exptime);
         return 3;
       },
-      // set(key, data, flags, exptime) -> false when the store has no room
+      // set(key, data, flags, exptime) -> version | false when the store has no room
       set: (L) => {
         const key = vm.checkString(L, 1);
         const data = vm.checkBytes(L, 2);
@@ -59,7 +59,17 @@ export function pushHostTable(vm: LuaVm, deps: HostDependencies): void {
         const exptime = vm.checkNumber(L, 4);
         if (!Number.isInteger(flags) || flags < 0 || flags > MAX_FLAGS) throw new Error(`invalid flags: ${flags}`);
         if (!Number.isInteger(exptime)) throw new Error(`invalid expiry time: ${exptime}`);
-        vm.pushBoolean(L, store.set(key, data, flags, exptime));
+        // The new version, or false when the store has no room.
+        const version = store.set(key, data, flags, exptime);
+        if (version === 0) vm.pushBoolean(L, false);
+        else vm.pushNumber(L, version);
+        return 1;
+      },
+      // version(key) -> the item's version (changed by every write) | nothing when missing
+      version: (L) => {
+        const version = store.version(vm.checkString(L, 1));
+        if (version === null) return 0;
+        vm.pushNumber(L, version);
         return 1;
       },
       delete: (L) => {

@@ -6,8 +6,16 @@
 export interface ObjectStoreAccess {
   /** Returns the item (and moves it to the LRU head) or null when missing/expired. */
   get(key: string): { data: Uint8Array; flags: number; exptime: number } | null;
-  /** Stores (replacing). Returns false when memory cannot be found. exptime: memcached semantics, 0 = never. */
-  set(key: string, data: Uint8Array, flags: number, exptime: number): boolean;
+  /**
+   * The item's version (changed by every write, like a CAS unique), moving it to the LRU head as
+   * a read does; null when missing. Lets a caller reuse what it decoded from an unchanged item.
+   */
+  version(key: string): number | null;
+  /**
+   * Stores (replacing). Returns the stored item's version, or 0 when memory cannot be found.
+   * exptime: memcached semantics, 0 = never.
+   */
+  set(key: string, data: Uint8Array, flags: number, exptime: number): number;
   delete(key: string): boolean;
   keysWithPrefix(prefix: string): string[];
   /** Evicts least-recently-used items until at least `bytes` were freed; returns bytes freed. */

@@ -54,7 +54,7 @@ end
 -- Returns false when the store has no memory for the item.
 function HashMap:put(item)
   if getmetatable(item) ~= "CacheItem" then error("put expects a CacheItem", 2) end
-  return hostSet(item.key, item.data, item.flags, item.exptime)
+  return hostSet(item.key, item.data, item.flags, item.exptime) ~= false
 end
 
 function HashMap:delete(key) return hostDelete(expect(key, "string", "key")) end

@@ -6,7 +6,7 @@
 -- Memcached keys cannot hold control characters, so no client key can read,
 -- overwrite or collide with an object; scripts reach them through this key.
 local host = ...
-local hostGet, hostSet, replyString = host.get, host.set, host.replyString
+local hostGet, hostSet, hostVersion, replyString = host.get, host.set, host.version, host.replyString
 local marshal, unmarshal = table.marshal, table.unmarshal
 local type, error = type, error
 
@@ -27,9 +27,11 @@ local function writeStringAsValue(cmd, key, value)
   return cmd:writeString("VALUE " .. key .. " 0 " .. #value .. "\r\n" .. value .. "\r\n")
 end
 
--- Decoded objects by storage key, each with the bytes it was decoded from.
--- An entry is used only when the stored bytes are still identical, so a
--- change made elsewhere (eviction, delete, another script) is never missed.
+-- Decoded objects by storage key, each with the bytes it was decoded from and
+-- the item's version (the store changes it on every write). An entry is used
+-- only while the stored version is the same, so a change made elsewhere
+-- (eviction, delete, another script) is never missed, and an unchanged object
+-- is neither copied out of the store nor decoded again.
 -- The cache is for hot objects only: it holds at most DECODED_CACHE_ENTRIES
 -- objects and host.DECODED_CACHE_BYTES of encoded bytes (a small share of the
 -- Lua heap), and starts over empty when either is reached. That is cheaper
@@ -51,17 +53,21 @@ local function cacheDecoded(skey, entry)
   decodedBytes = decodedBytes + size
 end
 
--- The entry for (skey, data), taken out of the cache: whoever holds it may
--- change the object, and puts it back only if the object matches the store.
-local function takeDecoded(skey, data)
+-- The entry for the object stored under skey, taken out of the cache (whoever
+-- holds it may change the object, and puts it back only if it matches the
+-- store), or nil when no object is stored.
+local function takeDecoded(skey)
+  local version = hostVersion(skey)
+  if version == nil then return nil end
   local entry = decoded[skey]
   if entry ~= nil then
     decoded[skey] = nil
     decodedCount = decodedCount - 1
     decodedBytes = decodedBytes - #entry.data
-    if entry.data == data then return entry end
+    if entry.version == version then return entry end
   end
-  return { data = data, obj = unmarshal(data) }
+  local data = hostGet(skey)
+  return { data = data, version = version, obj = unmarshal(data) }
 end
 
 -- The object as a table of its own, or nil when it is not stored.
@@ -86,12 +92,11 @@ end
 -- fn(obj, ...) computes the reply; changes to obj are not stored.
 local function executeReadOnly(cmd, key, typeName, objectKey, fn, ...)
   needArgument(objectKey, "object key")
-  local skey = storageKey(typeName, objectKey)
-  local data = hostGet(skey)
-  if data == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
+  local entry = takeDecoded(storageKey(typeName, objectKey))
+  if entry == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
   local atomic = cmd.atomic
   cmd.atomic = atomic + 1
-  local result = fn(takeDecoded(skey, data).obj, ...)
+  local result = fn(entry.obj, ...)
   cmd.atomic = atomic
   return writeStringAsValue(cmd, key, result)
 end
@@ -103,19 +108,19 @@ end
 local function executeReadWrite(cmd, key, typeName, objectKey, fn, ...)
   needArgument(objectKey, "object key")
   local skey = storageKey(typeName, objectKey)
-  local data = hostGet(skey)
-  if data == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
-  local entry = takeDecoded(skey, data)
+  local entry = takeDecoded(skey)
+  if entry == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
   local atomic = cmd.atomic
   cmd.atomic = atomic + 1
   local result, changed = fn(entry.obj, ...)
   cmd.atomic = atomic
   if changed ~= false then
     local newData = marshal(entry.obj)
-    if newData ~= data and not hostSet(skey, newData, 0, 0) then
-      error("out of memory storing object", 0)
+    if newData ~= entry.data then
+      local version = hostSet(skey, newData, 0, 0)
+      if not version then error("out of memory storing object", 0) end
+      entry.data, entry.version = newData, version
     end
-    entry.data = newData
   end
   cacheDecoded(skey, entry)
   return writeStringAsValue(cmd, key, result)
@@ -140,9 +145,8 @@ end
 function host.executeShared(cmd, key, typeName, objectKey, fn, ...)
   needArgument(objectKey, "object key")
   local skey = storageKey(typeName, objectKey)
-  local data = hostGet(skey)
-  if data == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
-  local entry = takeDecoded(skey, data)
+  local entry = takeDecoded(skey)
+  if entry == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
   local result = fn(entry.obj, ...)
   cacheDecoded(skey, entry)
   return writeStringAsValue(cmd, key, result)
@@ -150,9 +154,8 @@ end
 
 function host.loadShared(typeName, objectKey)
   local skey = storageKey(typeName, objectKey)
-  local data = hostGet(skey)
-  if data == nil then return nil end
-  local entry = takeDecoded(skey, data)
+  local entry = takeDecoded(skey)
+  if entry == nil then return nil end
   cacheDecoded(skey, entry)
   return entry.obj
 end
