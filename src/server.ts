@@ -20,7 +20,7 @@ interface Connection {
   paused: boolean;
   rejected: boolean;
   closed: boolean;
-  /** Date.now() of the last bytes received (kept only with --idle-timeout). */
+  /** When bytes last arrived, by the idle sweep's coarse clock (for --idle-timeout). */
   lastActive: number;
   /** The client shut down its sending side: answer what it sent, then close. */
   inputEnded: boolean;
@@ -235,7 +235,8 @@ export class CacheServer implements StatsSource {
       }
       break;
     }
-    if (out.length >= limit || (protocol.blocked && !protocol.waiting)) {
+    // Stop reading while replies pile up, or while input piles up behind a forwarded request.
+    if (out.length >= limit || (protocol.blocked && (!protocol.waiting || protocol.pendingBytes >= limit))) {
       if (!conn.paused) {
         conn.paused = true;
         this.counters.conn_yields++;
@@ -255,7 +256,7 @@ export class CacheServer implements StatsSource {
    * RSS_SLACK_BYTES beyond the arena, collect now (a full collection: a minor one promotes the
    * buffers and makes it worse).
    */
-  collectAfterInput(bytes: number): void {
+  private collectAfterInput(bytes: number): void {
     this.inputSinceGc += bytes;
     if (this.inputSinceGc < GC_CHECK_INPUT_BYTES) return;
     this.inputSinceGc = 0;

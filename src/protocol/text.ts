@@ -129,6 +129,11 @@ export class TextProtocol {
   /** Where the request after the current one starts. */
   private next = 0;
 
+  /** Input received and not yet handled. */
+  get pendingBytes(): number {
+    return this.pendingLength;
+  }
+
   /** Nothing started and unfinished: no partial request, no forwarded request, no unsent reply. */
   get idle(): boolean {
     return this.pendingLength === 0 && !this.waiting && this.out.length === 0;
