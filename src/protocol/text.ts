@@ -343,6 +343,13 @@ export class TextProtocol {
     return true;
   }
 
+  /** Whether the request has min to max tokens; when not, answers ERROR as memcached does. */
+  private arity(min: number, max: number): boolean {
+    if (this.ntokens >= min && this.ntokens <= max) return true;
+    this.out.put(R.R_ERROR);
+    return false;
+  }
+
   private noreply(buf: Uint8Array): boolean {
     return this.is(buf, this.ntokens - 1, "noreply");
   }
@@ -353,20 +360,14 @@ export class TextProtocol {
     const out = this.out;
     let exptime = 0;
     let first = this.ends[0];
+    if (!this.arity(2, MAX_TOKENS)) return Step.Done;
     if (touch) {
-      if (this.ntokens < 2) {
-        out.put(R.R_ERROR);
-        return Step.Done;
-      }
       exptime = parseExptime(buf, this.starts[1], this.ends[1]);
       if (Number.isNaN(exptime)) {
         out.put(R.R_BAD_EXPTIME);
         return Step.Done;
       }
       first = this.ends[1];
-    } else if (this.ntokens < 2) {
-      out.put(R.R_ERROR);
-      return Step.Done;
     }
     // Check every key first: one bad key makes the whole request an error.
     let remote = false;
@@ -586,12 +587,9 @@ export class TextProtocol {
   private update(buf: Uint8Array, nl: number, end: number, mode: StoreMode): Step {
     const out = this.out;
     const isCas = mode === StoreMode.Cas;
-    const n = this.ntokens;
-    if (isCas ? n !== 6 && n !== 7 : n !== 5 && n !== 6) {
-      out.put(R.R_ERROR);
-      return Step.Done;
-    }
-    const noreply = n === (isCas ? 7 : 6) && this.noreply(buf);
+    const fields = isCas ? 6 : 5;
+    if (!this.arity(fields, fields + 1)) return Step.Done;
+    const noreply = this.ntokens === fields + 1 && this.noreply(buf);
     const flags = parseUnsigned(buf, this.starts[2], this.ends[2]);
     const exptime = parseExptime(buf, this.starts[3], this.ends[3]);
     const vlen = parseSigned(buf, this.starts[4], this.ends[4]);
@@ -648,12 +646,8 @@ export class TextProtocol {
    * arity and the key. Returns noreply, or null when it has already replied with the error.
    */
   private keyCommand(buf: Uint8Array): boolean | null {
-    const n = this.ntokens;
-    if (n !== 3 && n !== 4) {
-      this.out.put(R.R_ERROR);
-      return null;
-    }
-    const noreply = n === 4 && this.noreply(buf);
+    if (!this.arity(3, 4)) return null;
+    const noreply = this.ntokens === 4 && this.noreply(buf);
     if (this.ends[1] - this.starts[1] > KEY_MAX_BYTES) {
       this.reply(noreply, R.R_BAD_FORMAT);
       return null;
@@ -716,11 +710,8 @@ export class TextProtocol {
   }
 
   private remove(buf: Uint8Array): Step {
+    if (!this.arity(2, 4)) return Step.Done;
     const n = this.ntokens;
-    if (n < 2 || n > 4) {
-      this.out.put(R.R_ERROR);
-      return Step.Done;
-    }
     const noreply = this.noreply(buf);
     if (n > 2) {
       const holdIsZero = this.is(buf, 2, "0");
@@ -752,11 +743,8 @@ export class TextProtocol {
   // ---- other commands ----
 
   private flushAll(buf: Uint8Array): Step {
+    if (!this.arity(1, 3)) return Step.Done;
     const n = this.ntokens;
-    if (n > 3) {
-      this.out.put(R.R_ERROR);
-      return Step.Done;
-    }
     const noreply = n > 1 && this.noreply(buf);
     let delay = 0;
     if (n === 3 || (n === 2 && !noreply)) {
@@ -774,11 +762,8 @@ export class TextProtocol {
   }
 
   private verbosity(buf: Uint8Array): Step {
+    if (!this.arity(2, 3)) return Step.Done;
     const n = this.ntokens;
-    if (n < 2 || n > 3) {
-      this.out.put(R.R_ERROR);
-      return Step.Done;
-    }
     const noreply = this.noreply(buf);
     if ((n === 3 || !noreply) && parseUnsigned(buf, this.starts[1], this.ends[1]) < 0) {
       this.reply(noreply, R.R_BAD_FORMAT);
