@@ -178,20 +178,12 @@ export class Store {
       if (existing === 0) return StoreResult.NotFound;
       if (casOf(this.arena, existing) !== cas) return StoreResult.Exists;
     }
-    // The old item stays out of eviction's reach while the new one is allocated.
-    if (existing !== 0) this.policy.remove(existing);
-    const it = this.allocateItem(keyLen, dataLen);
+    const it = this.allocateReplacing(existing, keyLen, dataLen);
     if (it === 0) {
-      if (existing !== 0) {
-        this.policy.insert(existing, itemBytes(this.arena, existing));
-        if (mode === StoreMode.Set) this.unlink(existing);
-      }
+      if (existing !== 0 && mode === StoreMode.Set) this.unlink(existing);
       return StoreResult.NoMemory;
     }
-    if (existing !== 0) {
-      this.policy.insert(existing, itemBytes(this.arena, existing));
-      this.unlink(existing);
-    }
+    if (existing !== 0) this.dropHeldOut(existing);
     this.fillHeader(it, key, keyOff, keyLen, flags, this.clock.expiryFor(exptime), dataLen);
     this.writeValue(it, 0, data, dataOff, dataLen);
     this.link(it, hashKey(key, keyOff, keyLen));
@@ -219,12 +211,10 @@ export class Store {
     }
     const flags = arena.getWord(it, F_FLAGS);
     const expiry = arena.getWord(it, F_EXPTIME);
-    this.policy.remove(it);
-    const fresh = this.allocateItem(keyLen, bytes.length);
-    this.policy.insert(it, itemBytes(this.arena, it));
+    const fresh = this.allocateReplacing(it, keyLen, bytes.length);
     if (fresh === 0) return DeltaResult.NoMemory;
     this.copyKeyTo(it, scratchKey, 0);
-    this.unlink(it);
+    this.dropHeldOut(it);
     this.fillHeader(fresh, scratchKey, 0, keyLen, flags, expiry, bytes.length);
     this.writeValue(fresh, 0, bytes, 0, bytes.length);
     this.link(fresh, hashKey(scratchKey, 0, keyLen));
@@ -348,9 +338,7 @@ export class Store {
     const oldLen = arena.getWord(old, F_VALUE_LEN);
     const total = oldLen + dataLen;
     if (HEADER_BYTES + keyLen + total > this.maxItemBytes) return StoreResult.TooLarge;
-    this.policy.remove(old);
-    const it = this.allocateItem(keyLen, total);
-    this.policy.insert(old, itemBytes(this.arena, old));
+    const it = this.allocateReplacing(old, keyLen, total);
     if (it === 0) return StoreResult.NoMemory;
     this.fillHeader(it, key, keyOff, keyLen, arena.getWord(old, F_FLAGS), arena.getWord(old, F_EXPTIME), total);
     // Copy the old value through a scratch buffer, then the new bytes before or after it.
@@ -363,7 +351,7 @@ export class Store {
       this.writeValue(it, 0, data, dataOff, dataLen);
       this.writeValue(it, dataLen, oldBytes, 0, oldLen);
     }
-    this.unlink(old);
+    this.dropHeldOut(old);
     this.link(it, hashKey(key, keyOff, keyLen));
     return StoreResult.Stored;
   }
@@ -495,11 +483,31 @@ export class Store {
     this.counters.totalItems++;
   }
 
-  private unlink(it: number): void {
-    this.table.remove(it);
+  /** Removes a linked item and frees its memory; returns the bytes it held. */
+  private unlink(it: number): number {
     this.policy.remove(it);
-    this.bytesUsed -= itemBytes(this.arena, it);
+    return this.dropHeldOut(it);
+  }
+
+  /**
+   * Allocates the replacement of `old` (0: none) while `old` is out of eviction's reach, so the
+   * eviction that makes room cannot take it. On failure `old` is back in the policy; on success
+   * it stays out, for dropHeldOut once its bytes are no longer needed.
+   */
+  private allocateReplacing(old: number, keyLen: number, valueLen: number): number {
+    if (old !== 0) this.policy.remove(old);
+    const it = this.allocateItem(keyLen, valueLen);
+    if (it === 0 && old !== 0) this.policy.insert(old, itemBytes(this.arena, old));
+    return it;
+  }
+
+  /** unlink for an item the policy no longer holds. */
+  private dropHeldOut(it: number): number {
+    const bytes = itemBytes(this.arena, it);
+    this.table.remove(it);
+    this.bytesUsed -= bytes;
     this.freeExtents(it);
+    return bytes;
   }
 
   /** Evicts the LRU tail item; returns the bytes it held. */
@@ -508,9 +516,7 @@ export class Store {
     const exptime = this.arena.getWord(it, F_EXPTIME);
     if (exptime !== 0 && exptime <= this.clock.now) this.counters.reclaimed++;
     else this.counters.evictions++;
-    const bytes = itemBytes(this.arena, it);
-    this.unlink(it);
-    return bytes;
+    return this.unlink(it);
   }
 
   private freeExtents(it: number): void {
