@@ -8,7 +8,7 @@ import { AuthTable } from "./auth.ts";
 import { ClusterRouter } from "./cluster/router.ts";
 import type { Config } from "./config.ts";
 import { type LatencyRecorder, type ProtocolContext, TextProtocol } from "./protocol/text.ts";
-import { createScripting, type Scripting } from "./scripting/engine.ts";
+import type { Scripting } from "./scripting/engine.ts";
 import { StoreObjectAccess } from "./store/object-access.ts";
 import { R_TOO_MANY_CONNECTIONS } from "./protocol/replies.ts";
 import { Counters, type StatsSource } from "./stats.ts";
@@ -103,6 +103,8 @@ export class CacheServer implements StatsSource {
     const config = this.config;
     if (config.virtualKeys && this.scripting === null) {
       const self = this.router?.servers[this.router.selfIndex];
+      // Loaded only when asked for: the Lua runtime costs several MiB of RSS a plain cache does not need.
+      const { createScripting } = await import("./scripting/engine.ts");
       const scripting = await createScripting({
         store: new StoreObjectAccess(this.store),
         scriptsDir: config.scriptsDir,
