@@ -90,6 +90,15 @@ function assembleRetrieval(parts: (Uint8Array | Promise<Uint8Array>)[]): Promise
   return Promise.all(parts).then(assemble, (e: unknown) => latin1Bytes(`SERVER_ERROR ${(e as Error).message ?? e}\r\n`));
 }
 
+/**
+ * Where the next LF in buf[from, end) is, or -1. A plain loop: a data event is usually one short
+ * request, and Buffer#indexOf's native call costs more than scanning its few bytes.
+ */
+function newlineAt(buf: Uint8Array, from: number, end: number): number {
+  for (let i = from; i < end; i++) if (buf[i] === 10) return i;
+  return -1;
+}
+
 function hasColon(buf: Uint8Array, k: number, klen: number): boolean {
   for (let i = k, end = k + klen; i < end; i++) if (buf[i] === 58) return true;
   return false;
@@ -126,6 +135,10 @@ export class TextProtocol {
   private readonly starts = new Int32Array(MAX_TOKENS);
   private readonly ends = new Int32Array(MAX_TOKENS);
   private ntokens = 0;
+  /** The retrieval key walk (firstKey/nextKey): the current key and where the walk is. */
+  private keyStart = 0;
+  private keyEnd = 0;
+  private keyToken = 0;
   /** Where the request after the current one starts. */
   private next = 0;
 
@@ -204,8 +217,7 @@ export class TextProtocol {
         this.blocked = true; // backpressure: the rest waits until the socket drains
         break;
       }
-      let nl = buf.indexOf(10, pos);
-      if (nl >= end) nl = -1;
+      const nl = newlineAt(buf, pos, end);
       if (nl < 0) {
         if (this.lineTooLong(buf, pos, end)) this.closing = true;
         break;
@@ -251,19 +263,9 @@ export class TextProtocol {
   }
 
   private dispatch(buf: Uint8Array, pos: number, nl: number, end: number): Step {
-    let lineEnd = nl;
-    if (lineEnd > pos && buf[lineEnd - 1] === 13) lineEnd--;
-    // memcached reads the line as a C string: a NUL byte ends it.
-    for (let i = pos; i < lineEnd; i++) {
-      if (buf[i] === 0) {
-        lineEnd = i;
-        break;
-      }
-    }
     this.next = nl + 1;
     this.lineStart = pos;
-    this.lineEnd = lineEnd;
-    this.tokenize(buf, pos, lineEnd);
+    this.tokenize(buf, pos, nl > pos && buf[nl - 1] === 13 ? nl - 1 : nl);
     const out = this.out;
     if (this.ntokens === 0) {
       out.put(R.R_ERROR);
@@ -279,17 +281,17 @@ export class TextProtocol {
     const c0 = buf[s];
     switch (len) {
       case 3:
-        if (c0 === 103 && buf[s + 1] === 101 && buf[s + 2] === 116) return this.get(buf, lineEnd, false, false); // get
+        if (c0 === 103 && buf[s + 1] === 101 && buf[s + 2] === 116) return this.get(buf, false, false); // get
         if (c0 === 115 && buf[s + 1] === 101 && buf[s + 2] === 116) return this.update(buf, nl, end, StoreMode.Set); // set
         if (c0 === 97 && buf[s + 1] === 100 && buf[s + 2] === 100) return this.update(buf, nl, end, StoreMode.Add); // add
         if (c0 === 99 && buf[s + 1] === 97 && buf[s + 2] === 115) return this.update(buf, nl, end, StoreMode.Cas); // cas
-        if (c0 === 103 && buf[s + 1] === 97 && buf[s + 2] === 116) return this.get(buf, lineEnd, false, true); // gat
+        if (c0 === 103 && buf[s + 1] === 97 && buf[s + 2] === 116) return this.get(buf, false, true); // gat
         break;
       case 4:
-        if (this.is(buf, 0, "gets")) return this.get(buf, lineEnd, true, false);
+        if (this.is(buf, 0, "gets")) return this.get(buf, true, false);
         if (this.is(buf, 0, "incr")) return this.delta(buf, true);
         if (this.is(buf, 0, "decr")) return this.delta(buf, false);
-        if (this.is(buf, 0, "gats")) return this.get(buf, lineEnd, true, true);
+        if (this.is(buf, 0, "gats")) return this.get(buf, true, true);
         if (this.is(buf, 0, "quit")) return Step.Close;
         break;
       case 5:
@@ -320,20 +322,55 @@ export class TextProtocol {
     return Step.Done;
   }
 
-  /** Splits buf[pos, end) on spaces into at most MAX_TOKENS tokens (runs of spaces collapse). */
+  /**
+   * Splits the line buf[pos, end) on spaces into at most MAX_TOKENS tokens (runs of spaces
+   * collapse) and sets lineEnd. memcached reads the line as a C string: a NUL byte ends it.
+   */
   private tokenize(buf: Uint8Array, pos: number, end: number): void {
+    const starts = this.starts;
+    const ends = this.ends;
     let n = 0;
     let i = pos;
-    while (i < end && n < MAX_TOKENS) {
+    while (n < MAX_TOKENS) {
       while (i < end && buf[i] === 32) i++;
-      if (i >= end) break;
-      const start = i;
-      while (i < end && buf[i] !== 32) i++;
-      this.starts[n] = start;
-      this.ends[n] = i;
-      n++;
+      if (i >= end || buf[i] === 0) break;
+      starts[n] = i;
+      let c = buf[i];
+      while (c !== 32 && c !== 0 && ++i < end) c = buf[i];
+      ends[n++] = i;
     }
     this.ntokens = n;
+    if (n === MAX_TOKENS) while (i < end && buf[i] !== 0) i++; // the rest of a long multiget line
+    this.lineEnd = i < end ? i : end;
+  }
+
+  /** Starts walking the keys of a retrieval line at token `firstToken`. */
+  private firstKey(firstToken: number): void {
+    this.keyToken = firstToken;
+    this.keyEnd = this.ends[MAX_TOKENS - 1];
+  }
+
+  /**
+   * Moves to the line's next key, buf[keyStart, keyEnd); false when there is none. A line of
+   * more than MAX_TOKENS words goes on past the tokens by scanning.
+   */
+  private nextKey(buf: Uint8Array): boolean {
+    const t = this.keyToken;
+    if (t < this.ntokens) {
+      this.keyStart = this.starts[t];
+      this.keyEnd = this.ends[t];
+      this.keyToken = t + 1;
+      return true;
+    }
+    if (this.ntokens < MAX_TOKENS) return false;
+    const end = this.lineEnd;
+    let i = this.keyEnd;
+    while (i < end && buf[i] === 32) i++;
+    if (i >= end) return false;
+    this.keyStart = i;
+    while (i < end && buf[i] !== 32) i++;
+    this.keyEnd = i;
+    return true;
   }
 
   private is(buf: Uint8Array, token: number, word: string): boolean {
@@ -356,10 +393,10 @@ export class TextProtocol {
 
   // ---- retrieval ----
 
-  private get(buf: Uint8Array, lineEnd: number, withCas: boolean, touch: boolean): Step {
+  private get(buf: Uint8Array, withCas: boolean, touch: boolean): Step {
     const out = this.out;
     let exptime = 0;
-    let first = this.ends[0];
+    let first = 1;
     if (!this.arity(2, MAX_TOKENS)) return Step.Done;
     if (touch) {
       exptime = parseExptime(buf, this.starts[1], this.ends[1]);
@@ -367,33 +404,31 @@ export class TextProtocol {
         out.put(R.R_BAD_EXPTIME);
         return Step.Done;
       }
-      first = this.ends[1];
+      first = 2;
     }
     // Check every key first: one bad key makes the whole request an error.
+    const router = this.ctx.router;
     let remote = false;
-    for (let i = first; i < lineEnd; ) {
-      while (i < lineEnd && buf[i] === 32) i++;
-      const k = i;
-      while (i < lineEnd && buf[i] !== 32) i++;
-      if (i - k > KEY_MAX_BYTES) {
+    this.firstKey(first);
+    while (this.nextKey(buf)) {
+      const k = this.keyStart;
+      const klen = this.keyEnd - k;
+      if (klen > KEY_MAX_BYTES) {
         out.put(R.R_BAD_FORMAT);
         return Step.Done;
       }
-      if (this.ctx.router !== null && i > k && this.ownerOf(buf, k, i - k) !== this.ctx.router.selfIndex) remote = true;
+      if (router !== null && this.ownerOf(buf, k, klen) !== router.selfIndex) remote = true;
     }
-    if (remote) return this.routedGet(buf, first, lineEnd, withCas, touch, exptime);
+    if (remote) return this.routedGet(buf, first, withCas, touch, exptime);
     const start = out.length;
     // Set once a virtual key answers later (a script waiting on other nodes): from then on every
     // key's reply is collected as a part and the whole reply is assembled when all have arrived.
     let parts: (Uint8Array | Promise<Uint8Array>)[] | null = null;
     const scratch = this.scratch;
-    for (let i = first; i < lineEnd; ) {
-      while (i < lineEnd && buf[i] === 32) i++;
-      if (i >= lineEnd) break;
-      const k = i;
-      while (i < lineEnd && buf[i] !== 32) i++;
+    this.firstKey(first);
+    while (this.nextKey(buf)) {
       scratch.length = 0;
-      const result = this.lookupInto(parts === null ? out : scratch, buf, k, i - k, withCas, touch, exptime);
+      const result = this.lookupInto(parts === null ? out : scratch, buf, this.keyStart, this.keyEnd - this.keyStart, withCas, touch, exptime);
       if (result === Lookup.Async) {
         if (parts === null) {
           parts = [out.bytes.slice(start, out.length)];
@@ -458,24 +493,23 @@ export class TextProtocol {
   }
 
   /** A multi-key retrieval whose keys live on several nodes: ask each owner, merge in key order. */
-  private routedGet(buf: Uint8Array, first: number, lineEnd: number, withCas: boolean, touch: boolean, exptime: number): Step {
+  private routedGet(buf: Uint8Array, first: number, withCas: boolean, touch: boolean, exptime: number): Step {
     const router = this.ctx.router!;
-    const command = latin1.decode(buf.subarray(this.lineStart, first)).trim();
+    const command = latin1.decode(buf.subarray(this.lineStart, this.ends[first - 1])).trim();
     const keys: string[] = [];
     const local = new Map<string, Uint8Array | Promise<Uint8Array>>();
     const byOwner = new Map<number, string[]>();
     const scratch = this.scratch;
-    for (let i = first; i < lineEnd; ) {
-      while (i < lineEnd && buf[i] === 32) i++;
-      if (i >= lineEnd) break;
-      const k = i;
-      while (i < lineEnd && buf[i] !== 32) i++;
-      const key = latin1.decode(buf.subarray(k, i));
+    this.firstKey(first);
+    while (this.nextKey(buf)) {
+      const k = this.keyStart;
+      const klen = this.keyEnd - k;
+      const key = latin1.decode(buf.subarray(k, k + klen));
       keys.push(key);
-      const owner = this.ownerOf(buf, k, i - k);
+      const owner = this.ownerOf(buf, k, klen);
       if (owner === router.selfIndex) {
         scratch.length = 0;
-        const result = this.lookupInto(scratch, buf, k, i - k, withCas, touch, exptime);
+        const result = this.lookupInto(scratch, buf, k, klen, withCas, touch, exptime);
         if (result === Lookup.Failed) {
           this.out.put(scratch.bytes.subarray(0, scratch.length));
           return Step.Done;
