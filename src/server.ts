@@ -37,9 +37,12 @@ export interface ServerHooks {
 }
 
 const IDLE_SWEEP_MS = 250;
-const GC_CHECK_INPUT_BYTES = 1 * 1024 * 1024;
-/** What the process may hold beyond the arena (Bun alone is about 40 MiB) before a collection. */
-const RSS_SLACK_BYTES = 48 * 1024 * 1024;
+/** Input received between two looks at RSS. */
+const GC_CHECK_INPUT_BYTES = 256 * 1024;
+/** The RSS the server steers below: the arena plus this (Bun alone is about 40 MiB). */
+const RSS_CEILING_SLACK_BYTES = 60 * 1024 * 1024;
+/** Input after which the server collects whatever the headroom (a large, part-filled arena). */
+const MAX_INPUT_BETWEEN_GC_BYTES = 64 * 1024 * 1024;
 
 export class CacheServer implements StatsSource {
   readonly store: Store;
@@ -55,6 +58,7 @@ export class CacheServer implements StatsSource {
   private idleTimer: ReturnType<typeof setInterval> | undefined;
   /** Date.now() as of the last idle sweep: activity stamps need no more precision than that. */
   private coarseNowMs = Date.now();
+  private inputSinceCheck = 0;
   private inputSinceGc = 0;
 
   constructor(
@@ -254,18 +258,23 @@ export class CacheServer implements StatsSource {
   /**
    * Every data event brings a fresh buffer that is garbage once parsed, and the engine does not
    * weigh that memory when deciding to collect (it sizes its budget by the arena, which it counts
-   * as live): under heavy value traffic garbage piles up far past the arena. After every
-   * GC_CHECK_INPUT_BYTES received, if the process holds more than RSS_SLACK_BYTES beyond the
-   * arena, collect now. A full collection (a minor one promotes the buffers and makes it worse),
-   * about 2 ms; bench/hitrate.ts measured 4 MiB between checks peaking at 130–134 MiB with -m 64,
-   * 1 MiB at 125–128 MiB for about 10 % more time on its write-heaviest workload (W1, ~150 MB/s of
-   * sets into a full cache). Below the slack, as in a cache that is not full, it costs nothing.
+   * as live): under heavy value traffic garbage piles up far past the arena. So the server
+   * collects itself, more often the closer RSS is to the ceiling (arena + RSS_CEILING_SLACK_BYTES):
+   * after half the remaining headroom has come in as input (at most 64 MiB), at once above the
+   * ceiling. A full collection (a minor one promotes the buffers and makes it worse) takes about
+   * 2 ms. With -m 64 (bench/hitrate.ts) RSS peaks at 123-126 MiB; a fixed "every 4 MiB above
+   * arena + 48 MiB" rule peaked at 130-134 MiB, and "every 1 MiB" collected 4 times as often in
+   * a full cache.
    */
   private collectAfterInput(bytes: number): void {
-    this.inputSinceGc += bytes;
-    if (this.inputSinceGc < GC_CHECK_INPUT_BYTES) return;
+    this.inputSinceCheck += bytes;
+    if (this.inputSinceCheck < GC_CHECK_INPUT_BYTES) return;
+    this.inputSinceGc += this.inputSinceCheck;
+    this.inputSinceCheck = 0;
+    const headroom = this.store.limitBytes + RSS_CEILING_SLACK_BYTES - process.memoryUsage.rss();
+    if (this.inputSinceGc < Math.min(headroom / 2, MAX_INPUT_BETWEEN_GC_BYTES)) return;
     this.inputSinceGc = 0;
-    if (process.memoryUsage.rss() > this.store.limitBytes + RSS_SLACK_BYTES) Bun.gc(true);
+    Bun.gc(true);
   }
 
   private closeIdle(): void {
