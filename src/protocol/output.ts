@@ -1,3 +1,5 @@
+import { copyBytes } from "../bytes.ts";
+
 /**
  * A connection's outgoing bytes: one growable buffer, filled by every reply of a data event and
  * handed to the socket in one write. What the socket does not take stays here until `drain`.
@@ -17,7 +19,7 @@ export class OutputBuffer {
     let size = this.bytes.length * 2;
     while (size < need) size *= 2;
     const grown = new Uint8Array(size);
-    grown.set(this.bytes.subarray(0, this.length));
+    copyBytes(this.bytes, 0, this.length, grown, 0);
     this.bytes = grown;
   }
 
@@ -40,7 +42,7 @@ export class OutputBuffer {
     let at = this.length;
     if (len <= 32) {
       for (let i = 0; i < len; i++) dst[at++] = src[off + i];
-    } else dst.set(src.subarray(off, off + len), at);
+    } else copyBytes(src, off, off + len, dst, at);
     this.length += len;
   }
 

@@ -7,6 +7,7 @@
  * the output buffer.
  */
 import type { AuthTable } from "../auth.ts";
+import { copyBytes } from "../bytes.ts";
 import type { ClusterRouter } from "../cluster/router.ts";
 import { valueBlocksByKey } from "../cluster/multiget.ts";
 import type { Config } from "../config.ts";
@@ -160,7 +161,7 @@ export class TextProtocol {
   feed(chunk: Uint8Array): void {
     if (this.closing) return;
     if (this.waiting) {
-      this.append(chunk);
+      this.append(chunk, 0, chunk.length);
       return;
     }
     if (this.pendingLength === 0) {
@@ -168,7 +169,7 @@ export class TextProtocol {
       if (used < chunk.length) this.keep(chunk, used, chunk.length);
       return;
     }
-    this.append(chunk);
+    this.append(chunk, 0, chunk.length);
     this.resume();
   }
 
@@ -187,17 +188,17 @@ export class TextProtocol {
 
   private keep(src: Uint8Array, from: number, to: number): void {
     this.pendingLength = 0;
-    this.append(src.subarray(from, to));
+    this.append(src, from, to);
   }
 
-  private append(src: Uint8Array): void {
-    const need = this.pendingLength + src.length;
+  private append(src: Uint8Array, from: number, to: number): void {
+    const need = this.pendingLength + (to - from);
     if (need > this.pending.length) {
       const grown = new Uint8Array(Math.max(need, this.pending.length * 2, 4096));
-      grown.set(this.pending.subarray(0, this.pendingLength));
+      copyBytes(this.pending, 0, this.pendingLength, grown, 0);
       this.pending = grown;
     }
-    this.pending.set(src, this.pendingLength);
+    copyBytes(src, from, to, this.pending, this.pendingLength);
     this.pendingLength = need;
   }
 

@@ -3,6 +3,7 @@
  * Every key and value crosses this interface as (bytes, offset, length): no strings, no objects
  * per item. Owns item lifetime, expiry, CAS and memory accounting.
  */
+import { copyBytes } from "../bytes.ts";
 import { Arena, UNIT_BYTES, unitsFor } from "./arena.ts";
 import { Clock } from "./clock.ts";
 import {
@@ -265,7 +266,7 @@ export class Store {
     const start = arena.byteOffset(it) + HEADER_BYTES;
     if (len <= 32) {
       for (let i = 0; i < len; i++) dst[dstOff + i] = seg[start + i];
-    } else dst.set(seg.subarray(start, start + len), dstOff);
+    } else copyBytes(seg, start, start + len, dst, dstOff);
     return len;
   }
 
@@ -283,7 +284,7 @@ export class Store {
       const n = left < room ? left : room;
       if (n <= 64) {
         for (let i = 0; i < n; i++) dst[at + i] = seg[src + i];
-      } else dst.set(seg.subarray(src, src + n), at);
+      } else copyBytes(seg, src, src + n, dst, at);
       at += n;
       left -= n;
       if (left === 0 || ext === 0) break;
@@ -404,7 +405,7 @@ export class Store {
       const n = left < space ? left : space;
       if (n <= 64) {
         for (let i = 0; i < n; i++) seg[base + at + i] = src[from + i];
-      } else seg.set(src.subarray(from, from + n), base + at);
+      } else copyBytes(src, from, from + n, seg, base + at);
       left -= n;
       from += n;
       if (left === 0) return;

@@ -1,0 +1,11 @@
+/**
+ * Byte copies between typed arrays without making a view. `dst.set(src.subarray(a, b), at)`
+ * allocates a view first, and a view of a SharedArrayBuffer-backed array (the arena) costs about
+ * 70 ns: more than copying 4 KB. Buffer#copy takes the offsets itself and accepts any Uint8Array.
+ */
+const bufferCopy = Buffer.prototype.copy as (this: Uint8Array, target: Uint8Array, targetStart: number, sourceStart: number, sourceEnd: number) => number;
+
+/** Copies src[srcStart, srcEnd) into dst at dstStart. The ranges must not overlap. */
+export function copyBytes(src: Uint8Array, srcStart: number, srcEnd: number, dst: Uint8Array, dstStart: number): void {
+  bufferCopy.call(src, dst, dstStart, srcStart, srcEnd);
+}
