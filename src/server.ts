@@ -39,8 +39,15 @@ export interface ServerHooks {
 const IDLE_SWEEP_MS = 250;
 /** Input received between two looks at RSS. */
 const GC_CHECK_INPUT_BYTES = 256 * 1024;
-/** The RSS the server steers below: the arena plus this (Bun alone is about 40 MiB). */
+/**
+ * The RSS the server steers below is the arena plus this much (Bun alone is about 40 MiB), or
+ * plus what the process held once listening and RSS_WORKING_BYTES more, whichever is larger
+ * (the Lua runtime of -e adds about 16 MiB before any item is stored).
+ */
 const RSS_CEILING_SLACK_BYTES = 60 * 1024 * 1024;
+const RSS_WORKING_BYTES = 16 * 1024 * 1024;
+/** Input between two collections at least: bounds their cost when RSS cannot get below the ceiling. */
+const MIN_INPUT_BETWEEN_GC_BYTES = 512 * 1024;
 /** Input after which the server collects whatever the headroom (a large, part-filled arena). */
 const MAX_INPUT_BETWEEN_GC_BYTES = 64 * 1024 * 1024;
 
@@ -60,6 +67,8 @@ export class CacheServer implements StatsSource {
   private coarseNowMs = Date.now();
   private inputSinceCheck = 0;
   private inputSinceGc = 0;
+  /** See RSS_CEILING_SLACK_BYTES; set once listening. */
+  private rssCeiling = 0;
 
   constructor(
     readonly config: Config,
@@ -124,6 +133,7 @@ export class CacheServer implements StatsSource {
       this.context.routingKey = (key) => scripting.routingKey(key);
     }
     this.store.clock.start();
+    this.rssCeiling = this.store.limitBytes + Math.max(RSS_CEILING_SLACK_BYTES, process.memoryUsage.rss() + RSS_WORKING_BYTES);
     // Bun's socket.timeout() fires on a coarse tick and ignores activity, so sweep ourselves
     // (always: --idle-timeout can be turned on by a reload).
     this.idleTimer = setInterval(() => this.closeIdle(), IDLE_SWEEP_MS);
@@ -259,9 +269,9 @@ export class CacheServer implements StatsSource {
    * Every data event brings a fresh buffer that is garbage once parsed, and the engine does not
    * weigh that memory when deciding to collect (it sizes its budget by the arena, which it counts
    * as live): under heavy value traffic garbage piles up far past the arena. So the server
-   * collects itself, more often the closer RSS is to the ceiling (arena + RSS_CEILING_SLACK_BYTES):
-   * after half the remaining headroom has come in as input (at most 64 MiB), at once above the
-   * ceiling. A full collection (a minor one promotes the buffers and makes it worse) takes about
+   * collects itself, more often the closer RSS is to the ceiling (see RSS_CEILING_SLACK_BYTES):
+   * after half the remaining headroom has come in as input, but no sooner than 1 MiB and no later
+   * than 64 MiB. A full collection (a minor one promotes the buffers and makes it worse) takes about
    * 2 ms. With -m 64 (bench/hitrate.ts) RSS peaks at 123-126 MiB; a fixed "every 4 MiB above
    * arena + 48 MiB" rule peaked at 130-134 MiB, and "every 1 MiB" collected 4 times as often in
    * a full cache.
@@ -271,8 +281,9 @@ export class CacheServer implements StatsSource {
     if (this.inputSinceCheck < GC_CHECK_INPUT_BYTES) return;
     this.inputSinceGc += this.inputSinceCheck;
     this.inputSinceCheck = 0;
-    const headroom = this.store.limitBytes + RSS_CEILING_SLACK_BYTES - process.memoryUsage.rss();
-    if (this.inputSinceGc < Math.min(headroom / 2, MAX_INPUT_BETWEEN_GC_BYTES)) return;
+    const headroom = this.rssCeiling - process.memoryUsage.rss();
+    const interval = Math.min(Math.max(headroom / 2, MIN_INPUT_BETWEEN_GC_BYTES), MAX_INPUT_BETWEEN_GC_BYTES);
+    if (this.inputSinceGc < interval) return;
     this.inputSinceGc = 0;
     Bun.gc(true);
   }
