@@ -270,11 +270,11 @@ export class CacheServer implements StatsSource {
    * weigh that memory when deciding to collect (it sizes its budget by the arena, which it counts
    * as live): under heavy value traffic garbage piles up far past the arena. So the server
    * collects itself, more often the closer RSS is to the ceiling (see RSS_CEILING_SLACK_BYTES):
-   * after half the remaining headroom has come in as input, but no sooner than 1 MiB and no later
-   * than 64 MiB. A full collection (a minor one promotes the buffers and makes it worse) takes about
-   * 2 ms. With -m 64 (bench/hitrate.ts) RSS peaks at 123-126 MiB; a fixed "every 4 MiB above
-   * arena + 48 MiB" rule peaked at 130-134 MiB, and "every 1 MiB" collected 4 times as often in
-   * a full cache.
+   * after half the remaining headroom has come in as input, but no sooner than 512 KiB and no
+   * later than 64 MiB. A full collection (a minor one promotes the buffers and makes it worse)
+   * takes about 2 ms. With -m 64 (bench/hitrate.ts) RSS peaks at 122-127 MiB; a fixed "every
+   * 4 MiB above arena + 48 MiB" rule peaked at 130-134 MiB, and "every 1 MiB" collected 4 times
+   * as often in a full cache.
    */
   private collectAfterInput(bytes: number): void {
     this.inputSinceCheck += bytes;
