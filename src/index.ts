@@ -33,8 +33,8 @@ export interface RunningServer extends AsyncDisposable {
 export interface InProcessServer extends RunningServer {
   /** The server itself, for tests that inspect the store. */
   readonly server: CacheServer;
-  /** The histograms /metrics serves; the protocol records into them. */
-  readonly latency: LatencyHistograms;
+  /** The histograms /metrics serves (the protocol records into them); null without metricsPort. */
+  readonly latency: LatencyHistograms | null;
 }
 
 export interface ChildServer extends RunningServer {
@@ -53,12 +53,13 @@ export interface SpawnOptions extends ServerOptions {
 /** Runs a server inside this process. */
 export async function startServer(options: ServerOptions = {}): Promise<InProcessServer> {
   const config = withOptions({ ...defaultConfig(), port: 0 }, options);
-  const latency = new LatencyHistograms();
+  // As in main.ts: commands are timed only when /metrics serves the timings.
+  const latency = config.metricsPort > 0 ? new LatencyHistograms() : null;
   const server = new CacheServer(config, { latency });
   await server.start();
   let running = true;
   let metrics: MetricsServer | null = null;
-  if (config.metricsPort > 0) {
+  if (latency !== null) {
     try {
       metrics = startMetrics({ hostname: config.listen, port: config.metricsPort, source: server, latency, healthy: () => running });
     } catch (e) {
