@@ -569,10 +569,10 @@ export class TextProtocol {
     }
     const lineLen = lineEnd - this.lineStart;
     const request = new Uint8Array(lineLen + 2 + (dataEnd - dataStart));
-    request.set(buf.subarray(this.lineStart, lineEnd));
+    copyBytes(buf, this.lineStart, lineEnd, request, 0);
     request[lineLen] = 13;
     request[lineLen + 1] = 10;
-    request.set(buf.subarray(dataStart, dataEnd), lineLen + 2);
+    copyBytes(buf, dataStart, dataEnd, request, lineLen + 2);
     this.deliver(this.ctx.router!.forward(owner, request).then((r) => (noreply ? null : r.reply)));
     return Step.Wait;
   }
