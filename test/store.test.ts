@@ -236,3 +236,30 @@ describe("store counters", () => {
     store.checkInvariants();
   });
 });
+
+describe("store flush", () => {
+  for (const eviction of ["lru", "gdsf"] as const) {
+    test(`flushAll empties a populated ${eviction} cache, fragmented and spread over extents, and it is usable after`, () => {
+      const store = makeStore(256 * 1024, 64 * 1024, eviction);
+      for (let round = 0; round < 3; round++) {
+        // Mixed sizes until eviction runs, then holes, then items that must be spread.
+        for (let i = 0; i < 2000; i++) set(store, `k${round}:${i}`, "v".repeat(1 + ((i * 37) % 3000)));
+        for (let i = 0; i < 2000; i += 3) {
+          const k = enc.encode(`k${round}:${i}`);
+          store.delete(k, 0, k.length);
+        }
+        expect(set(store, `spread${round}`, "s".repeat(40000))).toBe(StoreResult.Stored);
+        expect(store.itemCount).toBeGreaterThan(10);
+        store.flushAll();
+        expect(store.itemCount).toBe(0);
+        expect(store.bytesUsed).toBe(0);
+        expect(get(store, `spread${round}`)).toBeNull();
+        store.checkInvariants();
+        // The whole arena is one free run again: an item of nearly the arena's size fits whole.
+        expect(set(store, "after", "a".repeat(60000))).toBe(StoreResult.Stored);
+        expect(get(store, "after")).toBe("a".repeat(60000));
+        store.checkInvariants();
+      }
+    });
+  }
+});

@@ -53,10 +53,22 @@ export class Arena {
       this.words.push(new Uint32Array(sab));
     }
     this.freeMarks = new Uint32Array(Math.ceil(units / 32));
+    this.reset();
+  }
+
+  /**
+   * Makes every unit free again: one free block per segment. Whatever items held is forgotten
+   * without being walked, so emptying the cache costs the same whatever it held.
+   */
+  reset(): void {
+    this.freeMarks.fill(0);
+    this.binHeads.fill(0);
+    this.binMask.fill(0);
+    this.freeUnits = 0;
     // Unit 0 is reserved as the null address.
-    for (let first = 0; first < units; first += SEGMENT_UNITS) {
+    for (let first = 0; first < this.totalUnits; first += SEGMENT_UNITS) {
       const start = first === 0 ? 1 : first;
-      const end = Math.min(first + SEGMENT_UNITS, units);
+      const end = Math.min(first + SEGMENT_UNITS, this.totalUnits);
       this.insertFree(start, end - start);
     }
   }

@@ -50,13 +50,17 @@ export class LruList implements EvictionPolicy {
     this.length = 0;
   }
 
+  /** Walks head to tail checking the links; the next link is read before fn runs. */
   forEach(fn: (item: number) => void): void {
     const arena = this.arena;
     let n = 0;
-    for (let it = this.head, prev = 0; it !== 0; prev = it, it = arena.getWord(it, F_LRU_NEXT)) {
+    for (let it = this.head, prev = 0; it !== 0; ) {
       if (arena.getWord(it, F_LRU_PREV) !== prev) throw new Error(`lru: bad prev link at ${it}`);
       if (++n > this.length) throw new Error("lru: list longer than its length");
+      const next = arena.getWord(it, F_LRU_NEXT);
       fn(it);
+      prev = it;
+      it = next;
     }
     if (n !== this.length) throw new Error(`lru: ${n} items linked, length ${this.length}`);
   }

@@ -54,11 +54,18 @@ export class HashTable {
     this.count = 0;
   }
 
-  /** Calls fn for every item (order undefined). fn must not change the table. */
+  /**
+   * Calls fn for every item (order undefined). The next link is read before fn runs, so fn may
+   * unlink or free the item it is given, but no other.
+   */
   forEach(fn: (item: number) => void): void {
     const arena = this.arena;
     for (let b = 0; b < this.buckets.length; b++) {
-      for (let it = this.buckets[b]; it !== 0; it = arena.getWord(it, F_HASH_NEXT)) fn(it);
+      for (let it = this.buckets[b]; it !== 0; ) {
+        const next = arena.getWord(it, F_HASH_NEXT);
+        fn(it);
+        it = next;
+      }
     }
   }
 
