@@ -68,6 +68,18 @@ describe("cluster routing", () => {
     for (const c of clients) c.close();
   });
 
+  test("keys with bytes 0x80-0xff reach their owner byte for byte in a multiget split across nodes", async () => {
+    const latin1 = (text: string): Uint8Array => Buffer.from(text, "latin1");
+    const keys = Array.from({ length: 24 }, (_, i) => `hb\x80\x9f\xe9\xff${i}`);
+    const owners = new Set(keys.map((k) => continuum.ownerIndex(latin1(k))));
+    expect(owners.size).toBeGreaterThan(1);
+    const c = await RawClient.connect(ports[0]);
+    for (const [i, k] of keys.entries()) expect(await c.request(latin1(`set ${k} ${i} 0 1\r\n${i % 10}\r\n`))).toBe("STORED\r\n");
+    const expected = keys.map((k, i) => `VALUE ${k} ${i} 1\r\n${i % 10}\r\n`).join("") + "END\r\n";
+    expect(await c.request(latin1(`get ${keys.join(" ")}\r\n`), "END\r\n")).toBe(expected);
+    c.close();
+  });
+
   test("a dead owner makes its keys fail fast while other keys keep working, and routing recovers on restart", async () => {
     const victim = 2;
     const enc = new TextEncoder();

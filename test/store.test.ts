@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { heapStats } from "bun:jsc";
 import { Clock } from "../src/store/clock.ts";
+import { Namespace } from "../src/store/item.ts";
 import { Store, StoreMode, StoreResult } from "../src/store/store.ts";
 
 const enc = new TextEncoder();
@@ -262,4 +263,44 @@ describe("store flush", () => {
       }
     });
   }
+});
+
+describe("store namespaces", () => {
+  const key = enc.encode("same-bytes");
+  const put = (store: Store, value: string, ns: Namespace): StoreResult => {
+    const v = enc.encode(value);
+    return store.store(StoreMode.Set, key, 0, key.length, 0, 0, v, 0, v.length, 0, ns);
+  };
+  const read = (store: Store, ns: Namespace): string | null => {
+    const it = store.get(key, 0, key.length, ns);
+    if (it === 0) return null;
+    const out = new Uint8Array(store.valueLength(it));
+    store.copyValueTo(it, out, 0);
+    return dec.decode(out);
+  };
+
+  test("the same key bytes in the client and object namespaces are two items", () => {
+    const store = makeStore();
+    expect(put(store, "client", Namespace.Client)).toBe(StoreResult.Stored);
+    expect(put(store, "object", Namespace.Objects)).toBe(StoreResult.Stored);
+    expect(read(store, Namespace.Client)).toBe("client");
+    expect(read(store, Namespace.Objects)).toBe("object");
+    expect(store.delete(key, 0, key.length)).toBe(true);
+    expect(read(store, Namespace.Objects)).toBe("object");
+    const seen: number[] = [];
+    store.forEachItem(Namespace.Objects, (it) => seen.push(store.keyLength(it)));
+    expect(seen).toEqual([key.length]);
+    store.checkInvariants();
+  });
+
+  test("a failed object update keeps the object; a failed client set drops the old value, as memcached", () => {
+    const store = makeStore(64 * 1024, 1024);
+    put(store, "kept", Namespace.Objects);
+    put(store, "dropped", Namespace.Client);
+    expect(put(store, "x".repeat(2000), Namespace.Objects)).toBe(StoreResult.TooLarge);
+    expect(put(store, "x".repeat(2000), Namespace.Client)).toBe(StoreResult.TooLarge);
+    expect(read(store, Namespace.Objects)).toBe("kept");
+    expect(read(store, Namespace.Client)).toBeNull();
+    store.checkInvariants();
+  });
 });

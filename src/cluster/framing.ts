@@ -11,6 +11,7 @@
  *    MN, ERROR, CLIENT_ERROR x, SERVER_ERROR x, ...
  * An error line also ends a multi-line reply, as memcached stops there.
  */
+import { latin1String } from "../latin1.ts";
 
 const CR = 13;
 const LF = 10;
@@ -28,12 +29,6 @@ function indexOfCrlf(buf: Uint8Array, from: number, to: number): number {
     if (i > from && buf[i - 1] === CR) return i - 1;
   }
   return -1;
-}
-
-function latin1(buf: Uint8Array, from: number, to: number): string {
-  let s = "";
-  for (let i = from; i < to; i++) s += String.fromCharCode(buf[i]);
-  return s;
 }
 
 function dataLength(token: string | undefined, line: string): number {
@@ -61,7 +56,7 @@ export function countReplies(request: Uint8Array): number {
   while (pos < request.length) {
     const eol = indexOfCrlf(request, pos, request.length);
     if (eol === -1) throw new ProtocolError("request does not end with \\r\\n");
-    const line = latin1(request, pos, eol);
+    const line = latin1String(request, pos, eol);
     const tokens = line.split(" ").filter((t) => t !== "");
     const cmd = tokens[0] ?? "";
     pos = eol + 2;
@@ -97,7 +92,7 @@ export class ReplyScanner {
     for (;;) {
       const eol = indexOfCrlf(buf, pos, to);
       if (eol === -1) break;
-      const line = latin1(buf, pos, Math.min(eol, pos + 64));
+      const line = latin1String(buf, pos, Math.min(eol, pos + 64));
       let end = eol + 2;
       if (line.startsWith("VA ") && !this.multiLine) {
         end += dataLength(line.split(" ")[1], line) + 2;
@@ -105,7 +100,7 @@ export class ReplyScanner {
         return this.done(end);
       }
       if (line.startsWith("VALUE ")) {
-        end += dataLength(latin1(buf, pos, eol).split(" ")[3], line) + 2;
+        end += dataLength(latin1String(buf, pos, eol).split(" ")[3], line) + 2;
         if (end > to) break;
         this.multiLine = true;
         pos = end;

@@ -2,7 +2,7 @@
  * Splits a multi-get reply from a peer into its VALUE blocks, by key, so replies from several
  * owners can be merged back into the client's key order.
  */
-const latin1 = new TextDecoder("latin1");
+import { latin1String } from "../latin1.ts";
 
 /** Returns key → the whole `VALUE …\r\n<data>\r\n` block, or null when the reply is not VALUE*…END. */
 export function valueBlocksByKey(reply: Uint8Array): Map<string, Uint8Array> | null {
@@ -11,7 +11,7 @@ export function valueBlocksByKey(reply: Uint8Array): Map<string, Uint8Array> | n
   for (;;) {
     const nl = reply.indexOf(10, pos);
     if (nl < 0) return null;
-    const line = latin1.decode(reply.subarray(pos, nl > pos && reply[nl - 1] === 13 ? nl - 1 : nl));
+    const line = latin1String(reply, pos, nl > pos && reply[nl - 1] === 13 ? nl - 1 : nl);
     if (line === "END") return blocks;
     const m = /^VALUE (\S+) \d+ (\d+)( \d+)?$/.exec(line);
     if (m === null) return null;

@@ -11,6 +11,7 @@ import { copyBytes } from "../bytes.ts";
 import type { ClusterRouter } from "../cluster/router.ts";
 import { valueBlocksByKey } from "../cluster/multiget.ts";
 import type { Config } from "../config.ts";
+import { latin1Bytes, latin1String } from "../latin1.ts";
 import type { Counters, StatsSource } from "../stats.ts";
 import { statsLines } from "../stats.ts";
 import { KEY_MAX_BYTES } from "../store/item.ts";
@@ -66,7 +67,6 @@ const enum Step {
   Wait,
 }
 
-const latin1 = new TextDecoder("latin1");
 
 const COMMAND_NAMES = ["get", "set", "gets", "add", "replace", "append", "prepend", "cas", "incr", "decr", "touch", "delete", "gat", "gats"] as const;
 
@@ -103,12 +103,6 @@ function newlineAt(buf: Uint8Array, from: number, end: number): number {
 function hasColon(buf: Uint8Array, k: number, klen: number): boolean {
   for (let i = k, end = k + klen; i < end; i++) if (buf[i] === 58) return true;
   return false;
-}
-
-function latin1Bytes(text: string): Uint8Array {
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return bytes;
 }
 
 export class TextProtocol {
@@ -465,7 +459,7 @@ export class TextProtocol {
     counters.cmd_get++;
     // Virtual keys run for plain `get` only, as in the original (gets/gat need a real item).
     if (virtualKey !== null && !withCas && !touch && hasColon(buf, k, klen)) {
-      const reply = virtualKey(latin1.decode(buf.subarray(k, k + klen)));
+      const reply = virtualKey(latin1String(buf, k, k + klen));
       if (reply instanceof Promise) {
         counters.get_hits++;
         this.asyncPart = reply;
@@ -496,7 +490,7 @@ export class TextProtocol {
   /** A multi-key retrieval whose keys live on several nodes: ask each owner, merge in key order. */
   private routedGet(buf: Uint8Array, first: number, withCas: boolean, touch: boolean, exptime: number): Step {
     const router = this.ctx.router!;
-    const command = latin1.decode(buf.subarray(this.lineStart, this.ends[first - 1])).trim();
+    const command = latin1String(buf, this.lineStart, this.ends[first - 1]).trim();
     const keys: string[] = [];
     const local = new Map<string, Uint8Array | Promise<Uint8Array>>();
     const byOwner = new Map<number, string[]>();
@@ -505,7 +499,7 @@ export class TextProtocol {
     while (this.nextKey(buf)) {
       const k = this.keyStart;
       const klen = this.keyEnd - k;
-      const key = latin1.decode(buf.subarray(k, k + klen));
+      const key = latin1String(buf, k, k + klen);
       keys.push(key);
       const owner = this.ownerOf(buf, k, klen);
       if (owner === router.selfIndex) {
@@ -551,7 +545,7 @@ export class TextProtocol {
     const router = this.ctx.router!;
     const routingKey = this.ctx.routingKey;
     if (routingKey !== null && hasColon(buf, k, klen)) {
-      const bytes = latin1Bytes(routingKey(latin1.decode(buf.subarray(k, k + klen))));
+      const bytes = latin1Bytes(routingKey(latin1String(buf, k, k + klen)));
       return router.ownerOf(bytes, 0, bytes.length);
     }
     return router.ownerOf(buf, k, klen);
@@ -818,7 +812,7 @@ export class TextProtocol {
       out.put(R.R_RESET);
       return Step.Done;
     }
-    const group = this.ntokens >= 2 ? latin1.decode(buf.subarray(this.starts[1], this.ends[1])) : "";
+    const group = this.ntokens >= 2 ? latin1String(buf, this.starts[1], this.ends[1]) : "";
     const lines = statsLines(this.ctx.stats, group);
     if (lines === null) {
       out.put(R.R_ERROR);
@@ -916,5 +910,5 @@ export function parseU64(buf: Uint8Array, s: number, e: number): bigint {
   if (!fitsU64(buf, s, e)) return -1n;
   const small = parseUnsigned(buf, s, e);
   if (small <= Number.MAX_SAFE_INTEGER) return BigInt(small);
-  return BigInt(latin1.decode(buf.subarray(significantDigits(buf, s, e), e)));
+  return BigInt(latin1String(buf, significantDigits(buf, s, e), e));
 }

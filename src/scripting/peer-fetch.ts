@@ -7,6 +7,7 @@
  * never outlasts the timeout by more than a timer tick.
  */
 import { PeerClient } from "../cluster/peer.ts";
+import { latin1Bytes, latin1String } from "../latin1.ts";
 
 export interface FetchRequest {
   /** "host:port"; an IPv6 host in brackets. */
@@ -28,7 +29,6 @@ const KEYS_PER_GET = 100;
 const MAX_CLIENTS = 256;
 
 const ADDRESS_RE = /^(?:\[([^\]]+)\]|([^:\s\[\]]+)):(\d{1,5})$/;
-const latin1 = new TextDecoder("latin1");
 
 export class PeerPool {
   private readonly clients = new Map<string, PeerClient>();
@@ -98,7 +98,7 @@ function valuesOf(reply: Uint8Array): Map<string, Uint8Array> {
   while (pos < reply.length) {
     const lf = reply.indexOf(10, pos);
     if (lf < 0) break;
-    const line = latin1.decode(reply.subarray(pos, lf - 1));
+    const line = latin1String(reply, pos, lf - 1);
     pos = lf + 1;
     if (!line.startsWith("VALUE ")) continue;
     const [, key, , bytes] = line.split(" ");
@@ -107,10 +107,4 @@ function valuesOf(reply: Uint8Array): Map<string, Uint8Array> {
     pos += length + 2;
   }
   return values;
-}
-
-function latin1Bytes(text: string): Uint8Array {
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return bytes;
 }

@@ -16,11 +16,37 @@ export const F_FLAGS = 5;
 export const F_VALUE_LEN = 6;
 export const F_CAS_LO = 7;
 export const F_CAS_HI = 8;
+/** Key length in the low 16 bits, the key's namespace above them (see Namespace). */
 export const F_KEY_LEN = 9;
 /** Units in the first extent. */
 export const F_UNITS = 10;
 /** First unit of the next extent, 0 when the item is contiguous. */
 export const F_MORE = 11;
+
+export const KEY_LEN_MASK = 0xffff;
+const NAMESPACE_SHIFT = 16;
+
+/**
+ * Who an item belongs to. Client commands reach only Client items and scripts only Objects, so no
+ * key bytes a client sends can read, overwrite or delete a Lua object, and no script a plain key.
+ */
+export const enum Namespace {
+  Client = 0,
+  Objects = 1,
+}
+
+/** The F_KEY_LEN word of a key of `len` bytes in namespace `ns`. */
+export function keyWord(len: number, ns: Namespace): number {
+  return len | (ns << NAMESPACE_SHIFT);
+}
+
+export function keyLengthOf(arena: Arena, item: number): number {
+  return arena.getWord(item, F_KEY_LEN) & KEY_LEN_MASK;
+}
+
+export function namespaceOf(arena: Arena, item: number): Namespace {
+  return arena.getWord(item, F_KEY_LEN) >>> NAMESPACE_SHIFT;
+}
 
 export const HEADER_BYTES = 48;
 export const EXTENT_HEADER_BYTES = 8;

@@ -16,12 +16,16 @@ import {
   F_HASH_NEXT,
   F_KEY_LEN,
   F_MORE,
+  Namespace,
   F_UNITS,
   F_VALUE_LEN,
   HEADER_BYTES,
   casOf,
   firstExtentMinUnits,
   itemBytes,
+  keyLengthOf,
+  keyWord,
+  namespaceOf,
 } from "./item.ts";
 import { createPolicy, type EvictionName, type EvictionPolicy } from "./policy.ts";
 import { HashTable } from "./table.ts";
@@ -102,12 +106,16 @@ export class Store {
     return this.table.bucketCount;
   }
 
-  /** Finds a live item without touching the LRU; expired items met on the way are reclaimed. */
-  find(key: Uint8Array, off: number, len: number): number {
+  /**
+   * Finds a live item of namespace `ns` without touching the LRU; expired items met on the way
+   * are reclaimed. Every keyed operation below takes `ns` last, Client unless said.
+   */
+  find(key: Uint8Array, off: number, len: number, ns = Namespace.Client): number {
     const hash = hashKey(key, off, len);
+    const word = keyWord(len, ns);
     const arena = this.arena;
     for (let it = this.table.head(hash); it !== 0; it = arena.getWord(it, F_HASH_NEXT)) {
-      if (arena.getWord(it, F_HASH) !== hash || arena.getWord(it, F_KEY_LEN) !== len) continue;
+      if (arena.getWord(it, F_HASH) !== hash || arena.getWord(it, F_KEY_LEN) !== word) continue;
       if (!this.keyEquals(it, key, off, len)) continue;
       const exptime = arena.getWord(it, F_EXPTIME);
       if (exptime !== 0 && exptime <= this.clock.now) {
@@ -121,8 +129,8 @@ export class Store {
   }
 
   /** A read hit: finds the item and moves it to the LRU head. */
-  get(key: Uint8Array, off: number, len: number): number {
-    const it = this.find(key, off, len);
+  get(key: Uint8Array, off: number, len: number, ns = Namespace.Client): number {
+    const it = this.find(key, off, len, ns);
     if (it !== 0) this.policy.touch(it);
     return it;
   }
@@ -138,8 +146,8 @@ export class Store {
     return this.getAndTouch(key, off, len, exptime) !== 0;
   }
 
-  delete(key: Uint8Array, off: number, len: number): boolean {
-    const it = this.find(key, off, len);
+  delete(key: Uint8Array, off: number, len: number, ns = Namespace.Client): boolean {
+    const it = this.find(key, off, len, ns);
     if (it === 0) return false;
     this.unlink(it);
     return true;
@@ -147,7 +155,8 @@ export class Store {
 
   /**
    * set/add/replace/append/prepend/cas with the value at data[dataOff, dataOff + dataLen).
-   * `exptime` is the protocol's; `cas` is only read for StoreMode.Cas.
+   * `exptime` is the protocol's; `cas` is only read for StoreMode.Cas. A failed client set drops
+   * the old value, as memcached's does; a failed object update keeps the object.
    */
   store(
     mode: StoreMode,
@@ -160,16 +169,17 @@ export class Store {
     dataOff: number,
     dataLen: number,
     cas: number,
+    ns = Namespace.Client,
   ): StoreResult {
     if (mode === StoreMode.Append || mode === StoreMode.Prepend) {
-      return this.concat(mode, key, keyOff, keyLen, data, dataOff, dataLen);
+      return this.concat(mode, key, keyOff, keyLen, data, dataOff, dataLen, ns);
     }
     if (HEADER_BYTES + keyLen + dataLen > this.maxItemBytes) {
       // memcached drops the old value of a failed set so stale data cannot persist.
-      if (mode === StoreMode.Set) this.delete(key, keyOff, keyLen);
+      if (mode === StoreMode.Set && ns === Namespace.Client) this.delete(key, keyOff, keyLen, ns);
       return StoreResult.TooLarge;
     }
-    const existing = this.find(key, keyOff, keyLen);
+    const existing = this.find(key, keyOff, keyLen, ns);
     if (mode === StoreMode.Add && existing !== 0) {
       this.policy.touch(existing);
       return StoreResult.NotStored;
@@ -181,11 +191,11 @@ export class Store {
     }
     const it = this.allocateReplacing(existing, keyLen, dataLen);
     if (it === 0) {
-      if (existing !== 0 && mode === StoreMode.Set) this.unlink(existing);
+      if (existing !== 0 && mode === StoreMode.Set && ns === Namespace.Client) this.unlink(existing);
       return StoreResult.NoMemory;
     }
     if (existing !== 0) this.dropHeldOut(existing);
-    this.fillHeader(it, key, keyOff, keyLen, flags, this.clock.expiryFor(exptime), dataLen);
+    this.fillHeader(it, key, keyOff, keyLen, ns, flags, this.clock.expiryFor(exptime), dataLen);
     this.writeValue(it, 0, data, dataOff, dataLen);
     this.link(it, hashKey(key, keyOff, keyLen));
     return StoreResult.Stored;
@@ -216,7 +226,7 @@ export class Store {
     if (fresh === 0) return DeltaResult.NoMemory;
     this.copyKeyTo(it, scratchKey, 0);
     this.dropHeldOut(it);
-    this.fillHeader(fresh, scratchKey, 0, keyLen, flags, expiry, bytes.length);
+    this.fillHeader(fresh, scratchKey, 0, keyLen, Namespace.Client, flags, expiry, bytes.length);
     this.writeValue(fresh, 0, bytes, 0, bytes.length);
     this.link(fresh, hashKey(scratchKey, 0, keyLen));
     return DeltaResult.Ok;
@@ -251,7 +261,7 @@ export class Store {
   }
 
   keyLength(it: number): number {
-    return this.arena.getWord(it, F_KEY_LEN);
+    return keyLengthOf(this.arena, it);
   }
 
   expiryOf(it: number): number {
@@ -264,7 +274,7 @@ export class Store {
 
   copyKeyTo(it: number, dst: Uint8Array, dstOff: number): number {
     const arena = this.arena;
-    const len = arena.getWord(it, F_KEY_LEN);
+    const len = keyLengthOf(arena, it);
     const seg = arena.segmentBytes(it);
     const start = arena.byteOffset(it) + HEADER_BYTES;
     if (len <= 32) {
@@ -278,8 +288,9 @@ export class Store {
     const arena = this.arena;
     const total = arena.getWord(it, F_VALUE_LEN);
     let seg = arena.segmentBytes(it);
-    let src = arena.byteOffset(it) + HEADER_BYTES + arena.getWord(it, F_KEY_LEN);
-    let room = arena.getWord(it, F_UNITS) * UNIT_BYTES - (HEADER_BYTES + arena.getWord(it, F_KEY_LEN));
+    const keyLen = keyLengthOf(arena, it);
+    let src = arena.byteOffset(it) + HEADER_BYTES + keyLen;
+    let room = arena.getWord(it, F_UNITS) * UNIT_BYTES - (HEADER_BYTES + keyLen);
     let ext = arena.getWord(it, F_MORE);
     let left = total;
     let at = dstOff;
@@ -299,11 +310,13 @@ export class Store {
     return total;
   }
 
-  /** Calls fn for each live item (scripting's prefix scans, tests). fn must not change the store. */
-  forEachItem(fn: (it: number) => void): void {
+  /** Calls fn for each live item of namespace ns (scripting's prefix scans). fn must not change the store. */
+  forEachItem(ns: Namespace, fn: (it: number) => void): void {
     const now = this.clock.now;
+    const arena = this.arena;
     this.table.forEach((it) => {
-      const exptime = this.arena.getWord(it, F_EXPTIME);
+      if (namespaceOf(arena, it) !== ns) return;
+      const exptime = arena.getWord(it, F_EXPTIME);
       if (exptime === 0 || exptime > now) fn(it);
     });
   }
@@ -335,8 +348,9 @@ export class Store {
     data: Uint8Array,
     dataOff: number,
     dataLen: number,
+    ns: Namespace,
   ): StoreResult {
-    const old = this.find(key, keyOff, keyLen);
+    const old = this.find(key, keyOff, keyLen, ns);
     if (old === 0) return StoreResult.NotStored;
     const arena = this.arena;
     const oldLen = arena.getWord(old, F_VALUE_LEN);
@@ -344,7 +358,7 @@ export class Store {
     if (HEADER_BYTES + keyLen + total > this.maxItemBytes) return StoreResult.TooLarge;
     const it = this.allocateReplacing(old, keyLen, total);
     if (it === 0) return StoreResult.NoMemory;
-    this.fillHeader(it, key, keyOff, keyLen, arena.getWord(old, F_FLAGS), arena.getWord(old, F_EXPTIME), total);
+    this.fillHeader(it, key, keyOff, keyLen, ns, arena.getWord(old, F_FLAGS), arena.getWord(old, F_EXPTIME), total);
     // Copy the old value through a scratch buffer, then the new bytes before or after it.
     const oldBytes = scratchFor(oldLen);
     this.copyValueTo(old, oldBytes, 0);
@@ -365,6 +379,7 @@ export class Store {
     key: Uint8Array,
     keyOff: number,
     keyLen: number,
+    ns: Namespace,
     flags: number,
     expiry: number,
     valueLen: number,
@@ -373,7 +388,7 @@ export class Store {
     arena.setWord(it, F_EXPTIME, expiry);
     arena.setWord(it, F_FLAGS, flags);
     arena.setWord(it, F_VALUE_LEN, valueLen);
-    arena.setWord(it, F_KEY_LEN, keyLen);
+    arena.setWord(it, F_KEY_LEN, keyWord(keyLen, ns));
     this.setCas(it);
     const seg = arena.segmentBytes(it);
     const at = arena.byteOffset(it) + HEADER_BYTES;
@@ -390,8 +405,9 @@ export class Store {
   private writeValue(it: number, at: number, src: Uint8Array, srcOff: number, len: number): void {
     const arena = this.arena;
     let seg = arena.segmentBytes(it);
-    let base = arena.byteOffset(it) + HEADER_BYTES + arena.getWord(it, F_KEY_LEN);
-    let room = arena.getWord(it, F_UNITS) * UNIT_BYTES - (HEADER_BYTES + arena.getWord(it, F_KEY_LEN));
+    const keyLen = keyLengthOf(arena, it);
+    let base = arena.byteOffset(it) + HEADER_BYTES + keyLen;
+    let room = arena.getWord(it, F_UNITS) * UNIT_BYTES - (HEADER_BYTES + keyLen);
     let ext = arena.getWord(it, F_MORE);
     // Skip whole extents before `at`.
     while (at >= room && ext !== 0) {

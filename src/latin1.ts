@@ -1,0 +1,16 @@
+/**
+ * Bytes as strings of one character per byte (U+0000..U+00FF) and back, for keys and protocol
+ * lines on the slow paths (virtual keys, forwarding, scripting). TextDecoder's "latin1" is
+ * windows-1252 under the WHATWG spec and maps 0x80..0x9f to other characters, so it is not used.
+ */
+
+export function latin1String(bytes: Uint8Array, from = 0, to = bytes.length): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset + from, to - from).toString("latin1");
+}
+
+/** One byte per character; characters above U+00FF never come from latin1String. */
+export function latin1Bytes(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
