@@ -1,8 +1,13 @@
-// Protocol fuzzer: random valid requests (bench/robustness/grammar.ts), a share of them damaged
-// byte by byte (bench/robustness/mutate.ts), sent over several connections in batches cut at
-// random points. Every reply stream must stay well-formed; after every batch a control
-// connection reads back a key stored at the start; at the end the server must still be up and
-// answer. Exits 1 on any failure.
+// Protocol fuzzer: random valid requests (bench/robustness/grammar.ts, flush_all of a populated
+// cache included), a share of them damaged byte by byte (bench/robustness/mutate.ts), sent over
+// several connections in batches cut at random points. Every reply stream must stay well-formed;
+// after every batch a control connection reads back a key stored at the start (a flush may have
+// taken it: it is stored again); at the end the server must still be up and answer.
+// Liveness: a batch with no damaged request must be answered in full (the connection may close
+// only at a request meant to close it), and every control read must be answered, each within
+// REPLY_DEADLINE_MS; otherwise the run stops and names the batches that went unanswered
+// (connection, batch number and requests; the same --seed replays them).
+// Exits 1 on any failure.
 //
 //   bun run bench/fuzz.ts --requests 1000000                # the full run
 //   bun run bench/fuzz.ts [--requests N] [--seconds N] [--connections N] [--batch N]
@@ -13,8 +18,9 @@
 import { parseArgs } from "node:util";
 import { killAllOnSignal } from "./lib/proc.ts";
 import { concat } from "./robustness/bytes.ts";
-import { McClient } from "./robustness/client.ts";
+import { describeRequest, McClient, REPLY_DEADLINE_MS } from "./robustness/client.ts";
 import { ControlKey } from "./robustness/control.ts";
+import { type FlushForm, FlushLog, type FlushWindow } from "./robustness/flush-log.ts";
 import { type BatchEnd, FuzzConnection } from "./robustness/fuzz-connection.ts";
 import { randomRequest, type Request } from "./robustness/grammar.ts";
 import { mutate } from "./robustness/mutate.ts";
@@ -30,7 +36,7 @@ export interface FuzzOptions {
   batch: number;
   seed: number;
   mutationRate: number;
-  /** How long a batch's sentinel may take before the connection is given up. */
+  /** How long the sentinel of a batch with a damaged request may take before the connection is given up. */
   stuckMs: number;
   /** Command with "{port}". */
   server: string;
@@ -48,6 +54,11 @@ export interface FuzzReport {
   controlChecks: number;
   /** Control reads that did not return the stored value (must be none). */
   controlFailures: string[];
+  /** Control reads that missed after a flush that may have acted since the key was stored. */
+  controlMissesAfterFlush: number;
+  /** Requests with no reply within REPLY_DEADLINE_MS, and the batches that may have caused it (must be none). */
+  unanswered: string[];
+  flushes: FlushLog;
   serverAlive: boolean;
   /** The control key and a fresh connection's `version` answered after the run. */
   answersAfterRun: boolean;
@@ -71,7 +82,7 @@ export const DEFAULT_OPTIONS: FuzzOptions = {
 const CONTROL_KEY: string = "fuzz:control:key";
 
 export function passed(report: FuzzReport): boolean {
-  return report.malformed.length === 0 && report.controlFailures.length === 0 && report.serverAlive && report.answersAfterRun;
+  return report.malformed.length === 0 && report.controlFailures.length === 0 && report.unanswered.length === 0 && report.serverAlive && report.answersAfterRun;
 }
 
 export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
@@ -87,6 +98,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     malformed: [],
     controlChecks: 0,
     controlFailures: [],
+    controlMissesAfterFlush: 0,
+    unanswered: [],
+    flushes: new FlushLog(),
     serverAlive: true,
     answersAfterRun: false,
     maxRssBytes: server.rssBytes(),
@@ -94,17 +108,23 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     serverLog: undefined,
   };
   try {
-    const control: ControlKey = await ControlKey.create(server.port, CONTROL_KEY);
-    const deadline: number = started + options.seconds * 1000;
+    const control: ControlKey = await ControlKey.create(server.port, CONTROL_KEY, report.flushes);
+    const run: Run = { options, server, control, report, deadline: started + options.seconds * 1000, inFlight: new Map() };
     const workers: Promise<void>[] = [];
-    for (let i = 0; i < options.connections; i++) {
-      workers.push(fuzzWorker(new Rng(options.seed * 1000 + i), options, server, control, report, deadline));
-    }
+    for (let i = 0; i < options.connections; i++) workers.push(fuzzWorker(i, run));
     await Promise.all(workers);
     report.serverAlive = server.alive();
-    report.answersAfterRun = report.serverAlive && (await control.check()) && (await answersVersion(server.port));
+    if (report.serverAlive && report.unanswered.length === 0) {
+      await report.flushes.waitUntilActed();
+      try {
+        report.answersAfterRun = (await control.check()) && (await answersVersion(server.port));
+      } catch (error) {
+        report.unanswered.push(`control read after the run (and after every delayed flush acted): ${(error as Error).message}\n${report.flushes.recent(2 * REPLY_DEADLINE_MS)}`);
+      }
+    }
     report.controlChecks = control.checks;
     report.controlFailures = control.failures;
+    report.controlMissesAfterFlush = control.missesAfterFlush;
     control.close();
   } finally {
     report.serverAlive &&= server.alive();
@@ -115,10 +135,34 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   return report;
 }
 
-/** One connection's loop: batches until the request budget or the time is used up, or the server is gone. */
-async function fuzzWorker(rng: Rng, options: FuzzOptions, server: RunningProcess, control: ControlKey, report: FuzzReport, deadline: number): Promise<void> {
+interface Run {
+  readonly options: FuzzOptions;
+  readonly server: RunningProcess;
+  readonly control: ControlKey;
+  readonly report: FuzzReport;
+  readonly deadline: number;
+  /** Each connection's batch from its sending until the control read after it is answered. */
+  readonly inFlight: Map<number, Batch>;
+}
+
+interface Batch {
+  readonly connection: number;
+  /** 1-based, per connection: with the same options, --seed replays it. */
+  readonly number: number;
+  /** The requests as sent. */
+  readonly requests: Uint8Array[];
+  readonly damaged: boolean[];
+  readonly flushes: FlushWindow[];
+  /** The last request closes the connection on purpose. */
+  closes: boolean;
+}
+
+/** One connection's loop: batches until the request budget or the time is used up, the server is gone or stops answering. */
+async function fuzzWorker(connection: number, run: Run): Promise<void> {
+  const { options, server, control, report } = run;
+  const rng = new Rng(options.seed * 1000 + connection);
   let conn: FuzzConnection | undefined;
-  while (report.requests < options.requests && Date.now() < deadline && server.alive()) {
+  for (let number = 1; report.requests < options.requests && Date.now() < run.deadline && server.alive() && report.unanswered.length === 0; number++) {
     if (conn === undefined) {
       try {
         conn = await FuzzConnection.open(server.port);
@@ -127,28 +171,58 @@ async function fuzzWorker(rng: Rng, options: FuzzOptions, server: RunningProcess
       }
       report.connections++;
     }
-    const parts: Uint8Array[] = [];
+    const batch: Batch = { connection, number, requests: [], damaged: [], flushes: [], closes: false };
+    const forms: FlushForm[] = [];
     for (let i = 0; i < options.batch && report.requests < options.requests; i++) {
       const request: Request = randomRequest(rng);
       report.requests++;
-      const damaged: boolean = rng.chance(options.mutationRate);
+      const damaged: boolean = request.flush === undefined && rng.chance(options.mutationRate);
       if (damaged) report.mutated++;
-      parts.push(damaged ? mutate(request.bytes, rng) : request.bytes);
+      batch.requests.push(damaged ? mutate(request.bytes, rng) : request.bytes);
+      batch.damaged.push(damaged);
+      if (request.flush !== undefined) forms.push(request.flush);
+      batch.closes = request.closes;
       if (request.closes) break;
     }
-    const batch: Uint8Array = concat(parts);
-    report.bytesSent += batch.length;
-    await conn.sendSplit(batch, rng);
-    const end: BatchEnd = await conn.finishBatch(options.stuckMs);
+    if (forms.length > 0) await report.flushes.noteItems(server.port);
+    const bytes: Uint8Array = concat(batch.requests);
+    report.bytesSent += bytes.length;
+    run.inFlight.set(connection, batch);
+    const sentAt: number = Date.now();
+    for (const form of forms) batch.flushes.push(report.flushes.begin(form, sentAt, `connection ${connection} batch ${number}`));
+    await conn.sendSplit(bytes, rng);
+    // Only a damaged request may leave the server waiting for data; an undamaged batch is owed every reply.
+    const clean: boolean = !batch.damaged.includes(true);
+    const end: BatchEnd = await conn.finishBatch(clean ? REPLY_DEADLINE_MS : options.stuckMs);
+    for (const window of batch.flushes) report.flushes.answered(window, Date.now());
     report.batches[end]++;
     if (end !== "synced" || conn.replies.malformed !== undefined) {
       retire(conn, report);
       conn = undefined;
     }
-    await control.check();
+    if (clean && (end === "stuck" || (end === "closed" && !batch.closes))) {
+      const what: string = end === "stuck" ? `no reply within ${REPLY_DEADLINE_MS} ms` : "the server closed the connection before answering";
+      report.unanswered.push(`${what} to ${describeBatch(batch)}\n${report.flushes.recent(2 * REPLY_DEADLINE_MS)}`);
+      break;
+    }
+    try {
+      await control.check();
+    } catch (error) {
+      const suspects: string = [...run.inFlight.values()].map(describeBatch).join("\n");
+      if (report.unanswered.length === 0) {
+        report.unanswered.push(`control read after batch ${number} of connection ${connection}: ${(error as Error).message}\n${report.flushes.recent(2 * REPLY_DEADLINE_MS)}\nbatches not known to be answered:\n${suspects}`);
+      }
+      break;
+    }
+    run.inFlight.delete(connection);
     report.maxRssBytes = Math.max(report.maxRssBytes, server.rssBytes());
   }
   if (conn !== undefined) retire(conn, report);
+}
+
+function describeBatch(batch: Batch): string {
+  const lines: string[] = batch.requests.map((r, i) => `    ${i + 1}. ${describeRequest(r)}${batch.damaged[i] ? " damaged" : ""}`);
+  return `connection ${batch.connection} batch ${batch.number} (${batch.requests.length} requests):\n${lines.join("\n")}`;
 }
 
 /** Closes a connection and adds its reply counts (and any malformed reply) to the report. */
@@ -160,7 +234,7 @@ function retire(conn: FuzzConnection, report: FuzzReport): void {
 
 async function answersVersion(port: number): Promise<boolean> {
   try {
-    const client: McClient = await McClient.connect(port, 5000);
+    const client: McClient = await McClient.connect(port);
     const reply: string = await client.line("version\r\n");
     client.close();
     return reply.startsWith("VERSION ");
@@ -208,7 +282,9 @@ export function formatReport(r: FuzzReport): string {
     `connections         ${r.connections}`,
     `replies             ${Object.entries(r.replies).map(([k, n]) => `${k} ${n}`).join(", ")}`,
     `malformed replies   ${r.malformed.length}${r.malformed.length ? `: ${r.malformed.slice(0, 3).join("; ")}` : ""}`,
-    `control checks      ${r.controlChecks}, failed ${r.controlFailures.length}${r.controlFailures.length ? `: ${r.controlFailures.slice(0, 3).join("; ")}` : ""}`,
+    `flushes             ${r.flushes.summary()}`,
+    `control checks      ${r.controlChecks} (${r.controlMissesAfterFlush} misses after a flush), failed ${r.controlFailures.length}${r.controlFailures.length ? `: ${r.controlFailures.slice(0, 3).join("; ")}` : ""}`,
+    `unanswered          ${r.unanswered.length ? r.unanswered.join("\n") : "none"}`,
     `server              ${r.serverAlive ? "alive" : "DEAD"}, ${r.answersAfterRun ? "answers" : "DOES NOT ANSWER"} after the run, max RSS ${mb(r.maxRssBytes)}`,
     ...(r.serverLog === undefined ? [] : [`server log:\n${r.serverLog}`]),
   ].join("\n");

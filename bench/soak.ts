@@ -1,20 +1,24 @@
 // Data-integrity soak: several connections run random set/get/append/prepend/cas/delete/incr/decr
 // on self-describing values (bench/robustness/record.ts: key, version and checksum inside) under
-// constant eviction pressure (small -m), for a bounded time. Each key has one writer, so the
-// exact value the server must hold is always known (bench/robustness/soak-model.ts). Corrupt
-// values and lost acknowledged writes must both be 0; misses are reported next to the server's
-// eviction count, as eviction or expiry explains them. Exits 1 on any failure.
+// constant eviction pressure (small -m), for a bounded time, and now and then flush_all (now,
+// noreply or delayed 1-2 s; one at a time). Each key has one writer, so the exact value the server
+// must hold is always known (bench/robustness/soak-model.ts). Corrupt values, lost acknowledged
+// writes and values that outlived a flush must all be 0; misses are reported next to the server's
+// eviction count, as eviction, expiry or a flush explains them. Liveness: every request must be
+// answered within REPLY_DEADLINE_MS, or the run stops naming the request each connection was
+// waiting on. Exits 1 on any failure.
 //
 //   bun run bench/soak.ts [--seconds 120] [--connections 6] [--memory-mb 4] [--seed N]
 //                         [--server "<command with {port}>"]
 import { parseArgs } from "node:util";
 import { stats } from "./lib/memcache.ts";
 import { killAllOnSignal } from "./lib/proc.ts";
-import { McClient } from "./robustness/client.ts";
+import { McClient, REPLY_DEADLINE_MS } from "./robustness/client.ts";
+import { FlushLog } from "./robustness/flush-log.ts";
 import { defaultServerTemplate, type RunningProcess, startServer } from "./robustness/process.ts";
 import { Rng } from "./robustness/rng.ts";
-import { type KeyState, newTally, type Tally } from "./robustness/soak-model.ts";
-import { type Op, SoakWorker, type WorkloadShape } from "./robustness/soak-worker.ts";
+import { newTally, type Tally } from "./robustness/soak-model.ts";
+import { type Op, type SoakShared, SoakWorker, type WorkloadShape } from "./robustness/soak-worker.ts";
 
 export interface SoakOptions {
   seconds: number;
@@ -34,8 +38,9 @@ export interface SoakReport {
   /** Writes refused with SERVER_ERROR (allowed under memory pressure; the key is deleted to resync). */
   serverErrors: number;
   evictions: number;
-  /** A connection failed (no reply in time, closed): the run stopped early. */
-  fatal: string | undefined;
+  flushes: FlushLog;
+  /** What stopped the run early: each connection that failed (a request not answered in time, the connection closed), then the flushes that may have acted just before. */
+  fatal: string[];
   serverAlive: boolean;
   maxRssBytes: number;
   elapsedMs: number;
@@ -55,42 +60,51 @@ export const DEFAULT_OPTIONS: SoakOptions = {
 
 export function passed(report: SoakReport): boolean {
   const t: Tally = report.tally;
-  return report.fatal === undefined && report.serverAlive && t.corrupt === 0 && t.lostWrites === 0 && t.unexpected === 0;
+  return report.fatal.length === 0 && report.serverAlive && t.corrupt === 0 && t.lostWrites === 0 && t.unexpected === 0 && t.survivedFlush === 0;
 }
 
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const server: RunningProcess = await startServer(options.server, ["-m", String(options.memoryMb)]);
   const started: number = Date.now();
   const deadline: number = started + options.seconds * 1000;
-  const tally: Tally = newTally();
-  const everyone: KeyState[] = [];
+  const shared: SoakShared = { port: server.port, tally: newTally(), everyone: [], flushes: new FlushLog() };
   const workers: SoakWorker[] = [];
-  let fatal: string | undefined;
+  const fatal: string[] = [];
   let maxRssBytes: number = server.rssBytes();
   const sampler: Timer = setInterval(() => {
     maxRssBytes = Math.max(maxRssBytes, server.rssBytes());
   }, 500);
   try {
     for (let i = 0; i < options.connections; i++) {
-      workers.push(new SoakWorker(i, await McClient.connect(server.port), new Rng(options.seed * 1000 + i), options.shape, tally, everyone));
+      workers.push(new SoakWorker(i, await McClient.connect(server.port), new Rng(options.seed * 1000 + i), options.shape, shared));
     }
     const loop = async (worker: SoakWorker): Promise<void> => {
       try {
-        while (Date.now() < deadline && fatal === undefined) await worker.step();
+        while (Date.now() < deadline && fatal.length === 0) await worker.step();
       } catch (error) {
-        fatal ??= `connection ${worker.id}: ${(error as Error).message}`;
+        fatal.push(`connection ${worker.id} (seed ${options.seed}): ${(error as Error).message}`);
       }
     };
     await Promise.all(workers.map(loop));
-    const evictions: number = server.alive() ? Number((await stats(server.port)).get("evictions") ?? 0) : 0;
+    if (fatal.length > 0) fatal.push(shared.flushes.recent(2 * REPLY_DEADLINE_MS));
+    let evictions: number = 0;
+    if (server.alive() && fatal.length === 0) {
+      await shared.flushes.waitUntilActed();
+      try {
+        evictions = Number((await stats(server.port, REPLY_DEADLINE_MS)).get("evictions") ?? 0);
+      } catch (error) {
+        fatal.push(`stats after the run (and after every delayed flush acted): ${(error as Error).message}`);
+      }
+    }
     const opsByKind = {} as Record<Op, number>;
     for (const w of workers) for (const [op, n] of Object.entries(w.ops)) opsByKind[op as Op] = (opsByKind[op as Op] ?? 0) + n;
     return {
       ops: Object.values(opsByKind).reduce((a, b) => a + b, 0),
       opsByKind,
-      tally,
+      tally: shared.tally,
       serverErrors: workers.reduce((sum, w) => sum + w.serverErrors, 0),
       evictions,
+      flushes: shared.flushes,
       fatal,
       serverAlive: server.alive(),
       maxRssBytes,
@@ -111,9 +125,11 @@ export function formatReport(r: SoakReport): string {
     `reads             ${t.reads}: ${t.hits} hits, ${t.misses} misses of written keys (server evictions: ${r.evictions})`,
     `corrupt values    ${t.corrupt}`,
     `lost writes       ${t.lostWrites}`,
+    `survived a flush  ${t.survivedFlush} (flushes: ${r.flushes.summary()})`,
     `unexpected        ${t.unexpected}`,
     `server errors     ${r.serverErrors} (SERVER_ERROR on a write; key resynced by delete)`,
-    `server            ${r.serverAlive ? "alive" : "DEAD"}, max RSS ${(r.maxRssBytes / 1024 / 1024).toFixed(1)} MB${r.fatal ? `, stopped early: ${r.fatal}` : ""}`,
+    `server            ${r.serverAlive ? "alive" : "DEAD"}, max RSS ${(r.maxRssBytes / 1024 / 1024).toFixed(1)} MB`,
+    ...r.fatal.map((f) => `stopped early: ${f}`),
     ...t.examples.map((e) => `  ${e}`),
     ...(r.serverLog === undefined ? [] : [`server log:\n${r.serverLog}`]),
   ].join("\n");

@@ -28,15 +28,20 @@ describe("the fuzzer's reply checker", () => {
   });
 });
 
-test("20,000 random and mutated requests leave the server up, every reply well-formed and the control key intact", async () => {
-  const report: FuzzReport = await runFuzz({ ...DEFAULT_OPTIONS, requests: 20_000, seconds: 18, seed: 42 });
+test("40,000 random and mutated requests, flush_all of a populated cache among them, are all answered in time, leave the server up, every reply well-formed and the control key intact", async () => {
+  const report: FuzzReport = await runFuzz({ ...DEFAULT_OPTIONS, requests: 40_000, seconds: 25, seed: 42 });
   console.log(formatReport(report));
-  expect(report.requests).toBe(20_000);
-  expect(report.mutated).toBeGreaterThan(1000);
-  expect(report.batches.synced).toBeGreaterThan(100);
+  expect(report.unanswered).toEqual([]);
+  expect(report.serverAlive).toBe(true);
   expect(report.malformed).toEqual([]);
   expect(report.controlFailures).toEqual([]);
-  expect(report.controlChecks).toBeGreaterThan(report.batches.synced);
-  expect(report.serverAlive).toBe(true);
   expect(report.answersAfterRun).toBe(true);
-});
+  expect(report.requests).toBe(40_000);
+  expect(report.mutated).toBeGreaterThan(2000);
+  expect(report.batches.synced).toBeGreaterThan(200);
+  expect(report.controlChecks).toBeGreaterThan(report.batches.synced);
+  expect(report.flushes.sent.immediate).toBeGreaterThanOrEqual(3);
+  expect(report.flushes.sent.delayed).toBeGreaterThanOrEqual(2);
+  expect(report.flushes.sent.noreply).toBeGreaterThanOrEqual(1);
+  expect(Math.max(...report.flushes.itemsBefore)).toBeGreaterThan(100);
+}, 45_000);

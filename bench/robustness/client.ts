@@ -18,12 +18,16 @@ export type Retrieval = { items: Item[]; error?: undefined } | { items?: undefin
 
 interface Pending {
   readonly kind: "line" | "retrieval";
+  readonly request: string | Uint8Array;
   readonly items: Item[];
   readonly resolve: (reply: string | Retrieval) => void;
   readonly reject: (error: Error) => void;
 }
 
 const VALUE_LINE: RegExp = /^VALUE ([^ ]+) (\d+) (\d+)(?: (\d+))?$/;
+
+/** How long a request may wait for its reply before the server is taken for hung (the liveness deadline). */
+export const REPLY_DEADLINE_MS: number = 5000;
 
 export class McClient {
   private readonly received = new ByteQueue();
@@ -35,7 +39,7 @@ export class McClient {
 
   private constructor(private readonly timeoutMs: number) {}
 
-  static async connect(port: number, timeoutMs: number = 10_000): Promise<McClient> {
+  static async connect(port: number, timeoutMs: number = REPLY_DEADLINE_MS): Promise<McClient> {
     const client = new McClient(timeoutMs);
     client.stream = await RawStream.connect(port, {
       data(chunk) {
@@ -43,7 +47,8 @@ export class McClient {
         client.pump();
       },
       close() {
-        client.fail(new Error("connection closed by the server"));
+        const waiting: Pending | undefined = client.pending[0];
+        client.fail(new Error(`connection closed by the server${waiting ? ` before answering ${describeRequest(waiting.request)}` : ""}`));
       },
     });
     return client;
@@ -66,9 +71,10 @@ export class McClient {
   private send(request: string | Uint8Array, kind: Pending["kind"]): Promise<string | Retrieval> {
     if (this.failure) return Promise.reject(this.failure);
     const promise = new Promise<string | Retrieval>((resolve, reject) => {
-      const timer: Timer = setTimeout(() => this.fail(new Error(`no reply within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const timer: Timer = setTimeout(() => this.fail(new Error(`no reply within ${this.timeoutMs} ms to ${describeRequest(request)}`)), this.timeoutMs);
       this.pending.push({
         kind,
+        request,
         items: [],
         resolve: (reply) => {
           clearTimeout(timer);
@@ -127,4 +133,11 @@ export class McClient {
     this.fail(new Error(`malformed retrieval reply: ${JSON.stringify(what.slice(0, 120))}`));
     return undefined;
   }
+}
+
+/** A request's first line (escaped, cut at 120 characters) and its size, for error messages. */
+export function describeRequest(request: string | Uint8Array): string {
+  const text: string = typeof request === "string" ? request : latin1(request.subarray(0, 200));
+  const end: number = text.indexOf("\r\n");
+  return `${JSON.stringify((end < 0 ? text : text.slice(0, end)).slice(0, 120))} (${request.length} bytes)`;
 }

@@ -1,11 +1,12 @@
 /**
  * Valid memcached text requests, drawn at random: every storage, retrieval, delta, touch and
  * delete form (noreply included), a few stats and verbosity lines, and now and then a line of
- * garbage, an over-long line or quit. Keys come from a small pool so commands hit each other's
- * items; flush_all, shutdown and version are never drawn (the fuzzer's control key must survive
- * and `version` is its sentinel).
+ * garbage, an over-long line or quit, and rarely a flush_all (every form of bench/robustness/
+ * flush-log.ts), so flushes meet a populated cache. Keys come from a small pool so commands hit
+ * each other's items; shutdown and version are never drawn (`version` is the fuzzer's sentinel).
  */
 import { ascii, concat } from "./bytes.ts";
+import { FLUSH_FORMS, type FlushForm } from "./flush-log.ts";
 import type { Rng } from "./rng.ts";
 
 const KEY_POOL: number = 300;
@@ -17,6 +18,8 @@ export interface Request {
   readonly bytes: Uint8Array;
   /** The request ends the connection on purpose (quit, or a line memcached closes on). */
   readonly closes: boolean;
+  /** Set for flush_all: the fuzzer sends it undamaged, to know when it may empty the cache. */
+  readonly flush?: FlushForm;
 }
 
 type Generator = (rng: Rng) => Request;
@@ -67,6 +70,10 @@ const remove: Generator = (rng) => line(`delete ${key(rng)}${rng.chance(0.1) ? "
 const stats: Generator = (rng) => line(rng.pick(["stats", "stats settings", "stats items", "stats slabs"]));
 const verbosity: Generator = (rng) => line(`verbosity ${rng.int(3)}${noreply(rng)}`);
 const quit: Generator = () => ({ ...line("quit"), closes: true });
+const flush: Generator = (rng) => {
+  const form: FlushForm = rng.pick(FLUSH_FORMS);
+  return { ...line(form.line), flush: form };
+};
 
 /** A line of random bytes: mostly an unknown command, sometimes longer than 2048 bytes with no newline. */
 function garbage(rng: Rng): Request {
@@ -84,6 +91,7 @@ const WEIGHTED: readonly [number, Generator][] = [
   [1, verbosity],
   [0.2, quit],
   [2, garbage],
+  [0.05, flush],
 ];
 const TOTAL_WEIGHT: number = WEIGHTED.reduce((sum, [w]) => sum + w, 0);
 

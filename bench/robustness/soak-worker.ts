@@ -1,13 +1,15 @@
 /**
  * One soak connection: owns a set of record keys and counter keys, runs random operations on
- * them one at a time (so it always knows what the server must hold), and now and then reads a key
- * another connection owns.
+ * them one at a time (so it always knows what the server must hold), now and then reads a key
+ * another connection owns, and rarely flushes the whole cache (one flush at a time across all
+ * connections, taking the forms of FLUSH_FORMS in turn).
  */
 import { ascii, concat, latin1 } from "./bytes.ts";
 import type { Item, McClient, Retrieval } from "./client.ts";
+import type { FlushForm, FlushLog, FlushWindow } from "./flush-log.ts";
 import { encodeRecord } from "./record.ts";
 import type { Rng } from "./rng.ts";
-import { judgeForeignRead, judgeOwnRead, type KeyState, newKeyState, note, type Tally } from "./soak-model.ts";
+import { checkSurvival, type Floor, judgeForeignRead, judgeOwnRead, type KeyState, newKeyState, note, type Tally, type Timing } from "./soak-model.ts";
 
 export interface WorkloadShape {
   recordKeys: number;
@@ -20,7 +22,7 @@ export interface WorkloadShape {
   ttlShare: number;
 }
 
-export type Op = "get" | "set" | "append" | "prepend" | "cas" | "delete" | "incr" | "decr" | "counter_get" | "foreign_get";
+export type Op = "get" | "set" | "append" | "prepend" | "cas" | "delete" | "incr" | "decr" | "counter_get" | "foreign_get" | "flush";
 
 const OPS: readonly [number, Op][] = [
   [30, "get"],
@@ -33,6 +35,8 @@ const OPS: readonly [number, Op][] = [
   [3, "decr"],
   [5, "counter_get"],
   [8, "foreign_get"],
+  // Drawn while another flush may still act, it is a get instead.
+  [0.05, "flush"],
 ];
 const OP_WEIGHT: number = OPS.reduce((sum, [w]) => sum + w, 0);
 const U64: bigint = 1n << 64n;
@@ -40,10 +44,21 @@ const U64: bigint = 1n << 64n;
 interface Counter {
   readonly key: string;
   value: bigint | undefined;
+  /** When the last request that wrote or returned `value` was answered (ms). */
+  seenAt: number;
+}
+
+/** What every connection of a soak shares. */
+export interface SoakShared {
+  readonly port: number;
+  readonly tally: Tally;
+  /** Every connection's record keys, for foreign reads. */
+  readonly everyone: KeyState[];
+  readonly flushes: FlushLog;
 }
 
 export class SoakWorker {
-  readonly ops: Record<Op, number> = { get: 0, set: 0, append: 0, prepend: 0, cas: 0, delete: 0, incr: 0, decr: 0, counter_get: 0, foreign_get: 0 };
+  readonly ops: Record<Op, number> = { get: 0, set: 0, append: 0, prepend: 0, cas: 0, delete: 0, incr: 0, decr: 0, counter_get: 0, foreign_get: 0, flush: 0 };
   serverErrors: number = 0;
   private readonly own: KeyState[] = [];
   private readonly counters: Counter[] = [];
@@ -53,13 +68,15 @@ export class SoakWorker {
     private readonly client: McClient,
     private readonly rng: Rng,
     private readonly shape: WorkloadShape,
-    private readonly tally: Tally,
-    /** Every worker's record keys, for foreign reads. */
-    private readonly everyone: KeyState[],
+    private readonly shared: SoakShared,
   ) {
     for (let i = 0; i < shape.recordKeys; i++) this.own.push(newKeyState(`soak:${id}:r${i}`));
-    for (let i = 0; i < shape.counterKeys; i++) this.counters.push({ key: `soak:${id}:c${i}`, value: undefined });
-    everyone.push(...this.own);
+    for (let i = 0; i < shape.counterKeys; i++) this.counters.push({ key: `soak:${id}:c${i}`, value: undefined, seenAt: 0 });
+    shared.everyone.push(...this.own);
+  }
+
+  private get tally(): Tally {
+    return this.shared.tally;
   }
 
   close(): void {
@@ -76,12 +93,15 @@ export class SoakWorker {
         break;
       }
     }
+    if (op === "flush" && this.shared.flushes.quietAfter() >= Date.now()) op = "get";
     this.ops[op]++;
     const state: KeyState = this.rng.pick(this.own);
     const counter: Counter = this.rng.pick(this.counters);
     switch (op) {
-      case "get":
-        return judgeOwnRead(state, only(await this.client.retrieve(`get ${state.key}\r\n`), state.key, this.tally), this.tally);
+      case "get": {
+        const [item, read] = await this.retrieveOne(`get ${state.key}\r\n`, state.key);
+        return judgeOwnRead(state, item, this.tally, this.shared.flushes, read);
+      }
       case "set":
         return this.set(state);
       case "append":
@@ -98,7 +118,26 @@ export class SoakWorker {
         return this.readCounter(counter);
       case "foreign_get":
         return this.foreignRead();
+      case "flush":
+        return this.flush(this.shared.flushes.nextForm());
     }
+  }
+
+  /** A single-key retrieval, with when it was sent and answered. */
+  private async retrieveOne(request: string, key: string): Promise<[Item | undefined, Timing]> {
+    const sentAt: number = Date.now();
+    const reply: Retrieval = await this.client.retrieve(request);
+    return [only(reply, key, this.tally), { sentAt, answeredAt: Date.now() }];
+  }
+
+  /** One flush_all; the noreply forms are followed by `version`, whose reply shows the flush was read. */
+  private async flush(form: FlushForm): Promise<void> {
+    // Opened before the item count is read, so no other connection starts a flush meanwhile.
+    const window: FlushWindow = this.shared.flushes.begin(form, Date.now(), `connection ${this.id}`);
+    await this.shared.flushes.noteItems(this.shared.port);
+    const reply: string = await this.client.line(form.noreply ? `${form.line}\r\nversion\r\n` : `${form.line}\r\n`);
+    this.shared.flushes.answered(window, Date.now());
+    if (form.noreply ? !reply.startsWith("VERSION ") : reply !== "OK") note(this.tally, "unexpected", `${form.line}${form.noreply ? " then version" : ""}: ${reply}`);
   }
 
   private async set(state: KeyState): Promise<void> {
@@ -116,8 +155,10 @@ export class SoakWorker {
     if (state.value === undefined || state.value.length >= this.shape.maxValue) return this.set(state);
     const version: number = state.version + 1;
     const record: Uint8Array = encodeRecord(state.key, version, this.rng.logLength(this.shape.maxPayload));
+    const sentAt: number = Date.now();
     const reply: string = await this.client.line(storage(`${verb} ${state.key} 0 0`, record));
     if (reply === "STORED") {
+      checkSurvival(this.shared.flushes, state.seenAt, sentAt, this.tally, `${verb} to ${state.key} version ${state.version}`);
       const value: Uint8Array = verb === "append" ? concat([state.value, record]) : concat([record, state.value]);
       return adopt(state, version, value, state.flags);
     }
@@ -127,8 +168,8 @@ export class SoakWorker {
   }
 
   private async cas(state: KeyState): Promise<void> {
-    const item: Item | undefined = only(await this.client.retrieve(`gets ${state.key}\r\n`), state.key, this.tally);
-    judgeOwnRead(state, item, this.tally);
+    const [item, read] = await this.retrieveOne(`gets ${state.key}\r\n`, state.key);
+    judgeOwnRead(state, item, this.tally, this.shared.flushes, read);
     if (item === undefined || item.cas === undefined) return;
     const version: number = state.version + 1;
     const record: Uint8Array = encodeRecord(state.key, version, this.rng.logLength(this.shape.maxPayload));
@@ -158,8 +199,10 @@ export class SoakWorker {
     if (counter.value === undefined) {
       const start: bigint = BigInt(this.rng.int(2 ** 40));
       const reply: string = await this.client.line(storage(`set ${counter.key} 0 0`, ascii(String(start))));
-      if (reply === "STORED") counter.value = start;
-      else if (!reply.startsWith("SERVER_ERROR")) note(this.tally, "unexpected", `set ${counter.key}: ${reply}`);
+      if (reply === "STORED") {
+        counter.value = start;
+        counter.seenAt = Date.now();
+      } else if (!reply.startsWith("SERVER_ERROR")) note(this.tally, "unexpected", `set ${counter.key}: ${reply}`);
       return;
     }
     // Now and then a delta near 2^64, so incr wraps (to a small number: memcached 1.6.18 may call
@@ -168,6 +211,7 @@ export class SoakWorker {
     const huge: boolean = this.rng.chance(0.05);
     const amount: bigint = !huge ? BigInt(this.rng.int(1_000_000)) : verb === "incr" ? (U64 - before + BigInt(this.rng.int(1000))) % U64 : U64 - 1n;
     const expected: bigint = verb === "incr" ? (before + amount) % U64 : before > amount ? before - amount : 0n;
+    const sentAt: number = Date.now();
     const reply: string = await this.client.line(`${verb} ${counter.key} ${amount}\r\n`);
     if (reply === "NOT_FOUND") {
       counter.value = undefined;
@@ -176,11 +220,13 @@ export class SoakWorker {
     }
     if (!/^\d+$/.test(reply)) return note(this.tally, "unexpected", `${verb} ${counter.key} ${amount}: ${reply}`);
     if (BigInt(reply) !== expected) note(this.tally, "corrupt", `${verb} ${counter.key} ${amount} on ${before}: got ${reply}, expected ${expected}`);
+    checkSurvival(this.shared.flushes, counter.seenAt, sentAt, this.tally, `${verb} ${counter.key}`);
     counter.value = BigInt(reply);
+    counter.seenAt = Date.now();
   }
 
   private async readCounter(counter: Counter): Promise<void> {
-    const item: Item | undefined = only(await this.client.retrieve(`get ${counter.key}\r\n`), counter.key, this.tally);
+    const [item, read] = await this.retrieveOne(`get ${counter.key}\r\n`, counter.key);
     this.tally.reads++;
     if (item === undefined) {
       if (counter.value !== undefined) this.tally.misses++;
@@ -193,14 +239,17 @@ export class SoakWorker {
     if (counter.value === undefined || !/^\d+$/.test(text) || BigInt(text) !== counter.value) {
       note(this.tally, counter.value === undefined ? "lostWrites" : "corrupt", `get ${counter.key}: ${JSON.stringify(text.slice(0, 40))}, expected ${counter.value ?? "a miss"}`);
       counter.value = /^\d+$/.test(text) ? BigInt(text) : undefined;
+    } else {
+      checkSurvival(this.shared.flushes, counter.seenAt, read.sentAt, this.tally, `get ${counter.key}`);
     }
+    counter.seenAt = read.answeredAt;
   }
 
   private async foreignRead(): Promise<void> {
-    const state: KeyState = this.rng.pick(this.everyone);
-    const floor: number = state.version;
-    const item: Item | undefined = only(await this.client.retrieve(`get ${state.key}\r\n`), state.key, this.tally);
-    judgeForeignRead(state.key, floor, item, this.tally);
+    const state: KeyState = this.rng.pick(this.shared.everyone);
+    const floor: Floor = { version: state.version, seenAt: state.value === undefined ? undefined : state.seenAt };
+    const [item, read] = await this.retrieveOne(`get ${state.key}\r\n`, state.key);
+    judgeForeignRead(state.key, floor, item, this.tally, this.shared.flushes, read);
   }
 }
 
@@ -208,13 +257,15 @@ function storage(head: string, data: Uint8Array, casUnique: string = ""): Uint8A
   return concat([ascii(`${head} ${data.length}${casUnique}\r\n`), data, ascii("\r\n")]);
 }
 
+/** Records an acknowledged write, just answered. */
 function adopt(state: KeyState, version: number, value: Uint8Array, flags: number): void {
   state.version = version;
   state.value = value;
   state.flags = flags;
+  state.seenAt = Date.now();
 }
 
-/** A write found the key absent: it was evicted or expired (a miss, not an error). */
+/** A write found the key absent: it was evicted, expired or flushed (a miss, not an error). */
 function gone(state: KeyState, tally: Tally): void {
   if (state.value !== undefined) tally.misses++;
   state.value = undefined;

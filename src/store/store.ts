@@ -4,6 +4,7 @@
  * per item. Owns item lifetime, expiry, CAS and memory accounting.
  */
 import { copyBytes } from "../bytes.ts";
+import { parseCounter } from "../decimal.ts";
 import { Arena, UNIT_BYTES, unitsFor } from "./arena.ts";
 import { Clock } from "./clock.ts";
 import {
@@ -562,24 +563,12 @@ export class Store {
     return true;
   }
 
-  /** The value as an unsigned decimal (memcached allows trailing spaces), or -1n if it is not one. */
+  /** The value as memcached's incr/decr reads it (see parseCounter), or -1n if it is not a number. */
   private readDecimal(it: number): bigint {
     const len = this.arena.getWord(it, F_VALUE_LEN);
-    if (len === 0 || len > 20) return -1n;
     const digits = scratchFor(len);
     this.copyValueTo(it, digits, 0);
-    let end = len;
-    while (end > 0 && digits[end - 1] === 32) end--;
-    if (end === 0) return -1n;
-    let small = 0;
-    for (let i = 0; i < end; i++) {
-      const d = digits[i] - 48;
-      if (d < 0 || d > 9) return -1n;
-      small = small * 10 + d;
-    }
-    if (small <= Number.MAX_SAFE_INTEGER) return BigInt(small);
-    const big = BigInt(new TextDecoder().decode(digits.subarray(0, end)));
-    return big < U64_WRAP ? big : -1n;
+    return parseCounter(digits, 0, len);
   }
 }
 
