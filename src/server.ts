@@ -9,6 +9,7 @@ import { ClusterRouter } from "./cluster/router.ts";
 import type { Config } from "./config.ts";
 import { type LatencyRecorder, type ProtocolContext, TextProtocol } from "./protocol/text.ts";
 import type { Scripting } from "./scripting/engine.ts";
+import { MAX_RELATIVE_EXPTIME } from "./store/clock.ts";
 import { StoreObjectAccess } from "./store/object-access.ts";
 import { R_TOO_MANY_CONNECTIONS } from "./protocol/replies.ts";
 import { Counters, type StatsSource } from "./stats.ts";
@@ -37,6 +38,8 @@ export interface ServerHooks {
 }
 
 const IDLE_SWEEP_MS = 250;
+/** The longest setTimeout delay; a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Input received between two looks at RSS. */
 const GC_CHECK_INPUT_BYTES = 256 * 1024;
 /**
@@ -96,7 +99,8 @@ export class CacheServer implements StatsSource {
       routingKey: null,
       latency: hooks.latency ?? null,
       auth: config.authFile ? AuthTable.fromFile(config.authFile) : null,
-      scheduleFlush: (delay) => this.scheduleFlush(delay),
+      flushAll: (delay) => this.flushAll(delay),
+      madeGarbage: (bytes) => this.collectAfterGarbage(bytes),
       shutdown: () => {
         void this.stop().then(() => this.hooks.onShutdown?.());
       },
@@ -152,7 +156,7 @@ export class CacheServer implements StatsSource {
         data(socket, chunk) {
           const conn = socket.data;
           server.counters.bytes_read += chunk.length;
-          server.collectAfterInput(chunk.length);
+          server.collectAfterGarbage(chunk.length);
           if (conn.rejected) return;
           conn.lastActive = server.coarseNowMs;
           conn.protocol.feed(chunk);
@@ -237,8 +241,9 @@ export class CacheServer implements StatsSource {
     const out = protocol.out;
     const limit = this.config.maxConnBufferBytes;
     for (;;) {
-      if (out.length > 0) {
-        const written = socket.write(out.bytes, 0, out.length);
+      const sendable = out.length - protocol.held;
+      if (sendable > 0) {
+        const written = socket.write(out.bytes, 0, sendable);
         if (written > 0) {
           this.counters.bytes_written += written;
           out.consume(written);
@@ -266,7 +271,8 @@ export class CacheServer implements StatsSource {
   }
 
   /**
-   * Every data event brings a fresh buffer that is garbage once parsed, and the engine does not
+   * Every data event brings a fresh buffer that is garbage once parsed (and every virtual key's
+   * reply is garbage once copied out: they count as input here), and the engine does not
    * weigh that memory when deciding to collect (it sizes its budget by the arena, which it counts
    * as live): under heavy value traffic garbage piles up far past the arena. So the server
    * collects itself, more often the closer RSS is to the ceiling (see RSS_CEILING_SLACK_BYTES):
@@ -276,7 +282,7 @@ export class CacheServer implements StatsSource {
    * 4 MiB above arena + 48 MiB" rule peaked at 130-134 MiB, and "every 1 MiB" collected 4 times
    * as often in a full cache.
    */
-  private collectAfterInput(bytes: number): void {
+  private collectAfterGarbage(bytes: number): void {
     this.inputSinceCheck += bytes;
     if (this.inputSinceCheck < GC_CHECK_INPUT_BYTES) return;
     this.inputSinceGc += this.inputSinceCheck;
@@ -300,12 +306,24 @@ export class CacheServer implements StatsSource {
     }
   }
 
-  private scheduleFlush(delaySeconds: number): void {
-    // As in memcached, a later flush_all replaces a pending delayed one.
+  private flushAll(delaySeconds: number): void {
+    // As in memcached, a later flush_all, immediate or delayed, replaces a pending delayed one.
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
-    this.flushTimer = setTimeout(() => {
-      this.flushTimer = undefined;
+    this.flushTimer = undefined;
+    if (delaySeconds <= 0) {
       this.store.flushAll();
-    }, delaySeconds * 1000);
+      return;
+    }
+    // The delay follows the exptime rules (above 30 days: a unix time). A timer longer than
+    // 2^31 - 1 ms fires at once, so a longer wait is taken in steps.
+    const atMs = delaySeconds > MAX_RELATIVE_EXPTIME ? delaySeconds * 1000 : Date.now() + delaySeconds * 1000;
+    const arm = (): void => {
+      this.flushTimer = setTimeout(() => {
+        if (Date.now() < atMs) return arm();
+        this.flushTimer = undefined;
+        this.store.flushAll();
+      }, Math.min(atMs - Date.now(), MAX_TIMER_MS));
+    };
+    arm();
   }
 }

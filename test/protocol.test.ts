@@ -21,7 +21,10 @@ function freshProtocol(): TextProtocol {
     routingKey: null,
     auth: null,
     latency: null,
-    scheduleFlush: () => {},
+    flushAll: (delay) => {
+      if (delay <= 0) store.flushAll();
+    },
+    madeGarbage: () => {},
     shutdown: () => {},
   };
   return new TextProtocol(ctx);
@@ -134,6 +137,30 @@ describe("memcached replies over TCP", () => {
     expect(await c.request("decr none 1\r\n")).toBe("NOT_FOUND\r\n");
   });
 
+  test("incr reads values and deltas as memcached's strtoull does (found by the differential test)", async () => {
+    // Each value with what `incr v 1` answers in memcached 1.6.18.
+    const cases: [string, string][] = [
+      ["00000000000000000000000042", "43"], // leading zeros, however many
+      [" 5", "6"], // leading whitespace
+      ["\t7", "8"],
+      ["+5", "6"],
+      ["5 6x", "6"], // a space ends the number; anything may follow
+      ["12\0", "13"], // so does NUL
+      ["-0", "1"],
+      ["-5", "CLIENT_ERROR cannot increment or decrement non-numeric value"],
+      ["5x", "CLIENT_ERROR cannot increment or decrement non-numeric value"],
+      ["18446744073709551616", "CLIENT_ERROR cannot increment or decrement non-numeric value"],
+    ];
+    for (const [value, reply] of cases) {
+      await c.request(`set v 0 0 ${value.length}\r\n${value}\r\n`);
+      expect(`${value} -> ${await c.request("incr v 1\r\n")}`).toBe(`${value} -> ${reply}\r\n`);
+    }
+    await c.request("set v 0 0 2\r\n10\r\n");
+    expect(await c.request("incr v -0\r\n")).toBe("10\r\n");
+    expect(await c.request("incr v +3\r\n")).toBe("13\r\n");
+    expect(await c.request("decr v 007\r\n")).toBe("6\r\n");
+  });
+
   test("keys longer than 250 bytes are refused and the data block is not run as a command", async () => {
     const k250 = "k".repeat(250);
     const k251 = "k".repeat(251);
@@ -197,6 +224,25 @@ describe("memcached replies over TCP", () => {
     await c.request("set a 0 0 1\r\nx\r\n");
     expect(await c.request("flush_all\r\n")).toBe("OK\r\n");
     expect(await c.request("get a\r\n")).toBe("END\r\n");
+  });
+
+  test("a flush_all delayed by weeks, or to a unix time, flushes nothing now (found by the differential test)", async () => {
+    // 25 days is beyond the longest setTimeout (2^31 - 1 ms), which would have fired at once.
+    for (const delay of [25 * 86_400, 30 * 86_400, Math.floor(Date.now() / 1000) + 86_400]) {
+      await c.request("set later 0 0 1\r\nx\r\n");
+      expect(await c.request(`flush_all ${delay}\r\n`)).toBe("OK\r\n");
+      await Bun.sleep(50);
+      expect(await c.request("get later\r\n", "END\r\n")).toBe("VALUE later 0 1\r\nx\r\nEND\r\n");
+    }
+    expect(await c.request("flush_all 0\r\n")).toBe("OK\r\n");
+  });
+
+  test("an immediate flush_all cancels a pending delayed one, as memcached's does", async () => {
+    expect(await c.request("flush_all 1\r\n")).toBe("OK\r\n");
+    expect(await c.request("flush_all\r\n")).toBe("OK\r\n");
+    await c.request("set survivor 0 0 1\r\nx\r\n");
+    await Bun.sleep(1500);
+    expect(await c.request("get survivor\r\n", "END\r\n")).toBe("VALUE survivor 0 1\r\nx\r\nEND\r\n");
   });
 
   test("stats report memcached's names with exact item bytes", async () => {

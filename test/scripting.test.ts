@@ -92,7 +92,7 @@ describe("virtual key dispatch", () => {
     expect(value(s, "map:get:m1:a")).toBe("a : 1");
   });
 
-  test("objects are stored under \\x01<type>$<key>, out of reach of client keys", async () => {
+  test("objects are stored under \\x01<type>$<key> in the objects namespace, flags 0, never expiring", async () => {
     const { s, store } = await start();
     value(s, "map:new:m1");
     expect([...store.items.keys()]).toEqual(["\u0001map$m1"]);

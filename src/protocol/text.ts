@@ -11,6 +11,7 @@ import { copyBytes } from "../bytes.ts";
 import type { ClusterRouter } from "../cluster/router.ts";
 import { valueBlocksByKey } from "../cluster/multiget.ts";
 import type { Config } from "../config.ts";
+import { parseCounter } from "../decimal.ts";
 import { latin1Bytes, latin1String } from "../latin1.ts";
 import type { Counters, StatsSource } from "../stats.ts";
 import { statsLines } from "../stats.ts";
@@ -42,7 +43,10 @@ export interface ProtocolContext {
   readonly latency: LatencyRecorder | null;
   /** With --auth-file: the accepted credentials; connections start unauthenticated. */
   readonly auth: AuthTable | null;
-  scheduleFlush(delaySeconds: number): void;
+  /** flush_all: now (0) or after a delay; either replaces a pending delayed flush. */
+  flushAll(delaySeconds: number): void;
+  /** Bytes made that are garbage once answered (a virtual key's reply), for the server's collections. */
+  madeGarbage(bytes: number): void;
   shutdown(): void;
 }
 
@@ -63,7 +67,10 @@ const enum Step {
   NeedMore,
   /** The connection must close after flushing what is queued. */
   Close,
-  /** The reply comes later (a forwarded request); parsing resumes at `next` when it does. */
+  /**
+   * Parsing stops and goes on at `next` later: when a forwarded reply has come, or (a multiget
+   * stopped midway, `next` its own line) when the output has room or other connections had a turn.
+   */
   Wait,
 }
 
@@ -105,16 +112,29 @@ function hasColon(buf: Uint8Array, k: number, klen: number): boolean {
   return false;
 }
 
+/** Resolves (to null: no reply) on a later turn of the event loop, after pending socket events. */
+function nextTurn(): Promise<null> {
+  return new Promise((resolve) => setImmediate(resolve, null));
+}
+
 export class TextProtocol {
   readonly out = new OutputBuffer();
   /** Set when the connection should close once `out` is flushed. */
   closing = false;
   /** Set when parsing stopped because `out` reached --max-conn-buffer; `resume` goes on. */
   blocked = false;
-  /** Set while a forwarded request is out: later requests wait so replies keep their order. */
+  /**
+   * Set while a forwarded request is out, or while other connections go first (this one used its
+   * Lua time): later requests wait so replies keep their order.
+   */
   waiting = false;
-  /** Called when a forwarded reply has arrived and parsing may go on (the server flushes). */
+  /** Called when a forwarded reply has arrived or the turn has come, and parsing may go on (the server flushes). */
   onWake: (() => void) | null = null;
+  /**
+   * Bytes at the end of `out` not to send yet: the reply so far of a multiget stopped to let other
+   * connections go first. A virtual key failing later still replaces them with its error line.
+   */
+  held = 0;
   private lineStart = 0;
   private lineEnd = 0;
   private authenticated: boolean;
@@ -136,6 +156,18 @@ export class TextProtocol {
   private keyToken = 0;
   /** Where the request after the current one starts. */
   private next = 0;
+  /** Milliseconds spent in virtual keys since the connection last let other connections go first. */
+  private luaMs = 0;
+  /**
+   * A multiget stopped midway (stopGet), its line kept at the start of `pending`: where its key walk
+   * goes on, relative to the line, or -1 when there is none; and what resumeGet needs to go on.
+   */
+  private stoppedKeyAt = -1;
+  private stoppedLineEnd = 0;
+  private stoppedNext = 0;
+  private stoppedWithCas = false;
+  private stoppedTouch = false;
+  private stoppedExptime = 0;
 
   /** Input received and not yet handled. */
   get pendingBytes(): number {
@@ -200,6 +232,7 @@ export class TextProtocol {
   private parse(buf: Uint8Array, end: number): number {
     let pos = 0;
     const limit = this.ctx.config.maxConnBufferBytes;
+    const luaBudgetMs = this.ctx.config.scriptTimeoutMs;
     this.blocked = false;
     while (pos < end) {
       if (this.swallowLeft > 0) {
@@ -212,12 +245,21 @@ export class TextProtocol {
         this.blocked = true; // backpressure: the rest waits until the socket drains
         break;
       }
-      const nl = newlineAt(buf, pos, end);
-      if (nl < 0) {
-        if (this.lineTooLong(buf, pos, end)) this.closing = true;
+      if (this.luaMs >= luaBudgetMs) {
+        this.yieldTurn(); // a pipeline of slow virtual keys: let other connections go first
+        this.blocked = true;
         break;
       }
-      const step = this.request(buf, pos, nl, end);
+      let step: Step;
+      if (this.stoppedKeyAt >= 0) step = this.resumeGet(buf, pos);
+      else {
+        const nl = newlineAt(buf, pos, end);
+        if (nl < 0) {
+          if (this.lineTooLong(buf, pos, end)) this.closing = true;
+          break;
+        }
+        step = this.request(buf, pos, nl, end);
+      }
       if (step === Step.NeedMore) break;
       if (step === Step.Close) {
         this.closing = true;
@@ -368,6 +410,14 @@ export class TextProtocol {
     return true;
   }
 
+  /** Whether nextKey would find another key. */
+  private moreKeys(buf: Uint8Array): boolean {
+    if (this.keyToken < this.ntokens) return true;
+    if (this.ntokens < MAX_TOKENS) return false;
+    for (let i = this.keyEnd; i < this.lineEnd; i++) if (buf[i] !== 32) return true;
+    return false;
+  }
+
   private is(buf: Uint8Array, token: number, word: string): boolean {
     const s = this.starts[token];
     if (this.ends[token] - s !== word.length) return false;
@@ -415,12 +465,26 @@ export class TextProtocol {
       if (router !== null && this.ownerOf(buf, k, klen) !== router.selfIndex) remote = true;
     }
     if (remote) return this.routedGet(buf, first, withCas, touch, exptime);
-    const start = out.length;
+    this.firstKey(first);
+    return this.getKeys(buf, withCas, touch, exptime);
+  }
+
+  /**
+   * Answers a local retrieval's keys from where the key walk is. Stops after a key when the output
+   * has reached --max-conn-buffer or the connection has used its Lua time (stopGet), so that one
+   * line can neither buffer a reply of any size nor hold other connections back.
+   */
+  private getKeys(buf: Uint8Array, withCas: boolean, touch: boolean, exptime: number): Step {
+    const out = this.out;
+    // Where the part of the reply that a failing virtual key replaces starts: what is not sent.
+    const start = out.length - this.held;
+    this.held = 0;
+    const limit = this.ctx.config.maxConnBufferBytes;
+    const luaBudgetMs = this.ctx.config.scriptTimeoutMs;
     // Set once a virtual key answers later (a script waiting on other nodes): from then on every
     // key's reply is collected as a part and the whole reply is assembled when all have arrived.
     let parts: (Uint8Array | Promise<Uint8Array>)[] | null = null;
     const scratch = this.scratch;
-    this.firstKey(first);
     while (this.nextKey(buf)) {
       scratch.length = 0;
       const result = this.lookupInto(parts === null ? out : scratch, buf, this.keyStart, this.keyEnd - this.keyStart, withCas, touch, exptime);
@@ -439,6 +503,7 @@ export class TextProtocol {
         out.length = start + this.errorLength;
         return Step.Done;
       }
+      if (parts === null && (out.length >= limit || this.luaMs >= luaBudgetMs) && this.moreKeys(buf)) return this.stopGet(start, withCas, touch, exptime);
     }
     if (parts !== null) {
       this.deliver(assembleRetrieval(parts));
@@ -446,6 +511,49 @@ export class TextProtocol {
     }
     out.put(R.R_END);
     return Step.Done;
+  }
+
+  /**
+   * Stops the current multiget after its current key; its line stays in `pending` and resumeGet
+   * goes on from there. At --max-conn-buffer the reply so far is sent and the rest follows as the
+   * socket drains (so a virtual key failing later can only end the reply with its error line after
+   * what was sent). After the connection's Lua time, the reply so far is held back while other
+   * connections have a turn.
+   */
+  private stopGet(start: number, withCas: boolean, touch: boolean, exptime: number): Step {
+    const line = this.lineStart;
+    this.stoppedKeyAt = this.keyEnd - line;
+    this.stoppedLineEnd = this.lineEnd - line;
+    this.stoppedNext = this.next - line;
+    this.stoppedWithCas = withCas;
+    this.stoppedTouch = touch;
+    this.stoppedExptime = exptime;
+    this.next = line;
+    if (this.out.length < this.ctx.config.maxConnBufferBytes) {
+      this.held = this.out.length - start;
+      this.yieldTurn();
+    }
+    return Step.Wait;
+  }
+
+  /** Goes on with the multiget stopGet stopped, whose line starts at buf[pos]. */
+  private resumeGet(buf: Uint8Array, pos: number): Step {
+    this.lineStart = pos;
+    this.lineEnd = pos + this.stoppedLineEnd;
+    this.next = pos + this.stoppedNext;
+    // The walk goes on by scanning the line, as it does past MAX_TOKENS words.
+    this.ntokens = MAX_TOKENS;
+    this.keyToken = MAX_TOKENS;
+    this.keyEnd = pos + this.stoppedKeyAt;
+    this.stoppedKeyAt = -1;
+    return this.getKeys(buf, this.stoppedWithCas, this.stoppedTouch, this.stoppedExptime);
+  }
+
+  /** Lets other connections go first: parsing goes on (the server is woken) on a later turn of the event loop. */
+  private yieldTurn(): void {
+    this.luaMs = 0;
+    this.ctx.counters.conn_yields++;
+    this.deliver(nextTurn());
   }
 
   /**
@@ -459,14 +567,22 @@ export class TextProtocol {
     counters.cmd_get++;
     // Virtual keys run for plain `get` only, as in the original (gets/gat need a real item).
     if (virtualKey !== null && !withCas && !touch && hasColon(buf, k, klen)) {
+      const t0 = performance.now();
       const reply = virtualKey(latin1String(buf, k, k + klen));
+      this.luaMs += performance.now() - t0;
       if (reply instanceof Promise) {
         counters.get_hits++;
         this.asyncPart = reply;
         return Lookup.Async;
       }
       if (reply !== null) {
+        if (reply.length === 0) {
+          // The handler answered nothing: a miss, like a plain key that is not there.
+          counters.get_misses++;
+          return Lookup.Ok;
+        }
         target.put(reply);
+        this.ctx.madeGarbage(reply.length);
         if (reply[0] !== 86 /* V */) {
           this.errorLength = reply.length;
           return Lookup.Failed;
@@ -689,7 +805,7 @@ export class TextProtocol {
     if (noreply === null) return Step.Done;
     const keyStart = this.starts[1];
     const keyLen = this.ends[1] - keyStart;
-    const amount = parseU64(buf, this.starts[2], this.ends[2]);
+    const amount = parseCounter(buf, this.starts[2], this.ends[2]);
     if (amount < 0n) {
       this.reply(noreply, R.R_BAD_DELTA);
       return Step.Done;
@@ -784,8 +900,7 @@ export class TextProtocol {
       }
     }
     this.ctx.counters.cmd_flush++;
-    if (delay > 0) this.ctx.scheduleFlush(delay);
-    else this.ctx.store.flushAll();
+    this.ctx.flushAll(delay);
     this.reply(noreply, R.R_OK);
     return Step.Done;
   }
@@ -905,10 +1020,3 @@ export function parseSigned(buf: Uint8Array, s: number, e: number): number {
   return n < 0 ? Number.NaN : n;
 }
 
-/** Unsigned 64-bit decimal, or -1n when the token is not one. */
-export function parseU64(buf: Uint8Array, s: number, e: number): bigint {
-  if (!fitsU64(buf, s, e)) return -1n;
-  const small = parseUnsigned(buf, s, e);
-  if (small <= Number.MAX_SAFE_INTEGER) return BigInt(small);
-  return BigInt(latin1String(buf, significantDigits(buf, s, e), e));
-}

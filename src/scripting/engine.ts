@@ -40,10 +40,13 @@ export type { ClusterInfo };
 
 export interface Scripting {
   /**
-   * For a `get` key. Returns the complete reply block for this key (`VALUE <key> 0 <n>\r\n<payload>\r\n`,
-   * or `SERVER_ERROR <msg>\r\n` on a Lua error/timeout) as bytes, or null when the key is not a virtual
-   * key (type or method not defined: then the server does a plain lookup). A handler that waits on
-   * other servers gives a promise of the reply instead, which never rejects. Never throws.
+   * For a `get` key, a latin1 string (one character per byte). Returns the complete reply block for
+   * this key as bytes: VALUE blocks (`VALUE <key> 0 <n>\r\n<payload>\r\n`, key bytes as received),
+   * none at all when the handler answered nothing (a miss: the other keys and END still follow), or
+   * `SERVER_ERROR <msg>\r\n` on a Lua error, a timeout or a reply that is not VALUE blocks. Null
+   * when the key is not a virtual key (type or method not defined: then the server does a plain
+   * lookup). A handler that waits on other servers gives a promise of the reply instead, which never
+   * rejects. Never throws.
    */
   handleGetKey(key: string): Uint8Array | Promise<Uint8Array> | null;
   /** The part of a key that decides its cluster owner: a virtual key's object key, else the key. */

@@ -2,7 +2,9 @@
  * The JS functions the Lua prelude is handed (as the private `host` table,
  * never as globals): store access, the clock, logging, type registration and
  * consistent-hash rings. Scripts reach them only through api.lua, core.lua and
- * cluster.lua, built on these.
+ * cluster.lua, built on these. Keys and type names cross as latin1 strings
+ * (one character per byte), so their bytes reach the store and the protocol
+ * unchanged.
  */
 import { parseServerList } from "../cluster/ketama.ts";
 import { type Rings, serverLabel } from "./consistent.ts";
@@ -44,7 +46,7 @@ export function pushHostTable(vm: LuaVm, deps: HostDependencies): void {
     {
       // get(key) -> data, flags, exptime | nothing
       get: (L) => {
-        const item = store.get(vm.checkString(L, 1));
+        const item = store.get(vm.checkLatin1(L, 1));
         if (item === null) return 0;
         vm.pushBytes(L, item.data);
         vm.pushNumber(L, item.flags);
@@ -53,7 +55,7 @@ export function pushHostTable(vm: LuaVm, deps: HostDependencies): void {
       },
       // set(key, data, flags, exptime) -> version | false when the store has no room
       set: (L) => {
-        const key = vm.checkString(L, 1);
+        const key = vm.checkLatin1(L, 1);
         const data = vm.checkBytes(L, 2);
         const flags = vm.checkNumber(L, 3);
         const exptime = vm.checkNumber(L, 4);
@@ -67,20 +69,20 @@ export function pushHostTable(vm: LuaVm, deps: HostDependencies): void {
       },
       // version(key) -> the item's version (changed by every write) | nothing when missing
       version: (L) => {
-        const version = store.version(vm.checkString(L, 1));
+        const version = store.version(vm.checkLatin1(L, 1));
         if (version === null) return 0;
         vm.pushNumber(L, version);
         return 1;
       },
       delete: (L) => {
-        vm.pushBoolean(L, store.delete(vm.checkString(L, 1)));
+        vm.pushBoolean(L, store.delete(vm.checkLatin1(L, 1)));
         return 1;
       },
       // keys(prefix) -> array | nothing when no key matches
       keys: (L) => {
-        const keys = store.keysWithPrefix(vm.checkString(L, 1));
+        const keys = store.keysWithPrefix(vm.checkLatin1(L, 1));
         if (keys.length === 0) return 0;
-        vm.pushStringArray(L, keys);
+        vm.pushLatin1Array(L, keys);
         return 1;
       },
       // evict(bytes) -> bytes freed
@@ -101,7 +103,7 @@ export function pushHostTable(vm: LuaVm, deps: HostDependencies): void {
         return 0;
       },
       registerType: (L) => {
-        deps.registerType(vm.checkString(L, 1));
+        deps.registerType(vm.checkLatin1(L, 1));
         return 0;
       },
       // ringNew(list) -> id | nil, message

@@ -9,8 +9,17 @@
  * A call runs out of time once it has taken its budget in wall-clock time AND
  * the process has used as much CPU time since it began: a server that is
  * descheduled or paused does not fail the scripts it was not running.
+ *
+ * Script code runs only inside call and resume, under both limits. A
+ * finalizer (__gc) would not: Lua runs finalizers with hooks off, at any
+ * allocation (pushes from JS included) and in close, so the sandbox lets no
+ * script set one.
+ *
+ * Strings cross as bytes: keys as latin1 strings (one character per byte,
+ * pushLatin1/checkLatin1/toLatin1), text (code, names, messages) as UTF-8.
  */
 import { LuaGlobal, type LuaWasm } from "wasmoon";
+import { latin1String } from "../latin1.ts";
 
 /** The exports of wasmoon's module that are called directly. */
 interface RawLua {
@@ -287,6 +296,7 @@ export class LuaVm {
     }
   }
 
+  /** Pushes text as UTF-8 (script code, names, messages). */
   pushString(L: number, s: string): void {
     const n = s.length;
     if (n > SCRATCH_BYTES) {
@@ -309,6 +319,26 @@ export class LuaVm {
     this.pushBytes(L, encoder.encode(s));
   }
 
+  /**
+   * Pushes a string of one byte per character (latin1: a key as the protocol
+   * read it, an object key from the store): Lua sees exactly those bytes.
+   */
+  pushLatin1(L: number, s: string): void {
+    const n = s.length;
+    const buf = n <= SCRATCH_BYTES ? this.scratch : this.malloc(n);
+    try {
+      const heap = this.raw.HEAPU8;
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0xff) throw new RangeError(`not a byte string: character ${c} at ${i}`);
+        heap[buf + i] = c;
+      }
+      this.raw._lua_pushlstring(L, buf, n);
+    } finally {
+      if (buf !== this.scratch) this.raw._free(buf);
+    }
+  }
+
   /** Pushes a table with one slot per item: its bytes as a string, or nil (absent) where the item is null. */
   pushBytesArray(L: number, items: readonly (Uint8Array | null)[]): void {
     this.raw._lua_createtable(L, items.length, 0);
@@ -320,11 +350,11 @@ export class LuaVm {
     }
   }
 
-  /** Pushes an array of strings as a Lua sequence. */
-  pushStringArray(L: number, items: readonly string[]): void {
+  /** Pushes an array of latin1 strings (see pushLatin1) as a Lua sequence. */
+  pushLatin1Array(L: number, items: readonly string[]): void {
     this.raw._lua_createtable(L, items.length, 0);
     for (let i = 0; i < items.length; i++) {
-      this.pushString(L, items[i]);
+      this.pushLatin1(L, items[i]);
       this.raw._lua_rawseti(L, -2, BigInt(i + 1));
     }
   }
@@ -337,16 +367,35 @@ export class LuaVm {
     return this.raw.HEAPU8.slice(ptr, ptr + len);
   }
 
+  /** The string (or number) at idx as text, decoded from UTF-8, or null for other types. */
   toText(L: number, idx: number): string | null {
     const ptr = this.raw._lua_tolstring(L, idx, this.lenPtr);
     if (ptr === 0) return null;
     return this.decode(ptr, this.raw.HEAPU32[this.lenPtr >> 2]);
   }
 
-  /** Argument `arg` as a string; raises a Lua argument error otherwise. */
+  /** The string (or number) at idx as a latin1 string, one character per byte, or null for other types. */
+  toLatin1(L: number, idx: number): string | null {
+    const ptr = this.raw._lua_tolstring(L, idx, this.lenPtr);
+    if (ptr === 0) return null;
+    return latin1String(this.raw.HEAPU8, ptr, ptr + this.raw.HEAPU32[this.lenPtr >> 2]);
+  }
+
+  /** Argument `arg` as text decoded from UTF-8; raises a Lua argument error when it is not a string. */
   checkString(L: number, arg: number): string {
     const ptr = this.raw._luaL_checklstring(L, arg, this.lenPtr);
     return this.decode(ptr, this.raw.HEAPU32[this.lenPtr >> 2]);
+  }
+
+  /** Argument `arg` as a latin1 string, one character per byte (a key); raises a Lua argument error when it is not a string. */
+  checkLatin1(L: number, arg: number): string {
+    const ptr = this.raw._luaL_checklstring(L, arg, this.lenPtr);
+    const len = this.raw.HEAPU32[this.lenPtr >> 2];
+    const heap = this.raw.HEAPU8;
+    if (len > 64) return latin1String(heap, ptr, ptr + len);
+    let s = "";
+    for (let i = 0; i < len; i++) s += String.fromCharCode(heap[ptr + i]);
+    return s;
   }
 
   /** Argument `arg` as bytes; raises a Lua argument error when it is not a string. */
@@ -374,16 +423,17 @@ export class LuaVm {
     }
   }
 
-  /** Frees the state. Finalizers run under the time budget so that none can hang. */
-  close(budgetMs: number): void {
+  /**
+   * Frees the state, running the pending finalizers. Lua runs finalizers with
+   * hooks off, outside any budget, which is why scripts cannot set __gc
+   * (sandbox.lua): the only finalizers are the prelude's, which free rings.
+   */
+  close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.startBudget(budgetMs, budgetMs * 1000);
     try {
       this.global.close();
     } finally {
-      this.deadline = Infinity;
-      this.cpuDeadlineMicros = Infinity;
       for (const fn of this.functions) this.raw.removeFunction(fn);
       for (const ptr of this.cStrings.values()) this.raw._free(ptr);
       this.raw._free(this.lenPtr);

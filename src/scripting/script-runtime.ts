@@ -16,6 +16,7 @@ import { type HostDependencies, pushHostTable } from "./host-functions.ts";
 import { BUNDLED_OBJECTS, type LuaSource, PRELUDE } from "./lua-sources.ts";
 import { CallOutcome, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, type LuaThread, LuaVm, TIMEOUT_MESSAGE } from "./lua-vm.ts";
 import type { FetchAnswer, FetchRequest } from "./peer-fetch.ts";
+import { isValueBlocks } from "./value-blocks.ts";
 
 /** A virtual key whose handler failed; `reason` has no line breaks. */
 export class ScriptFailure {
@@ -47,6 +48,12 @@ const MAX_IDLE_THREADS = 32;
 const LOAD_SCRIPT_SLOT = 1;
 const BASE_TOP = 1;
 
+/** The reply bytes, or the failure when they are not whole VALUE blocks (value-blocks.ts). */
+function checkedReply(reply: Uint8Array | null): Uint8Array | ScriptFailure {
+  if (reply === null) return new ScriptFailure("dispatcher returned no string");
+  return isValueBlocks(reply) ? reply : new ScriptFailure("the handler wrote something other than VALUE blocks");
+}
+
 /** What run() returns when the thread yielded a wait; the request is then in `waitRequests`. */
 const SUSPENDED = Symbol("suspended");
 
@@ -58,8 +65,6 @@ const enum State {
   /** A resume threw (the engine failed): the state must not be touched again. */
   Broken,
 }
-
-const latin1 = new TextDecoder("latin1");
 
 export class ScriptRuntime {
   /** Registered object types: a key whose first segment is not one never enters Lua. */
@@ -104,7 +109,7 @@ export class ScriptRuntime {
     try {
       this.runPrelude();
     } catch (e) {
-      this.vm.close(this.loadBudgetMs);
+      this.vm.close();
       throw e;
     }
   }
@@ -120,7 +125,7 @@ export class ScriptRuntime {
     const vm = this.vm;
     const thread = this.idleThreads.pop() ?? vm.newThread();
     vm.pushRef(thread.L, this.dispatchRef);
-    vm.pushString(thread.L, key);
+    vm.pushLatin1(thread.L, key);
     const timeoutMs = this.options.timeoutMs;
     const result = this.run(thread, 1, timeoutMs, timeoutMs * 1000);
     if (result !== SUSPENDED) return result;
@@ -132,7 +137,7 @@ export class ScriptRuntime {
     if (this.state === State.Closed) return;
     const broken = this.state === State.Broken;
     this.state = State.Closed;
-    if (!broken) this.vm.close(this.loadBudgetMs);
+    if (!broken) this.vm.close();
   }
 
   /** Takes no more keys, and closes once the keys waiting on other servers have finished. */
@@ -163,7 +168,7 @@ export class ScriptRuntime {
       throw e;
     }
     if (outcome === CallOutcome.Ok) {
-      const result = vm.type(L, -1) === LUA_TNIL ? null : (vm.toBytes(L, -1) ?? new ScriptFailure("dispatcher returned no string"));
+      const result = vm.type(L, -1) === LUA_TNIL ? null : checkedReply(vm.toBytes(L, -1));
       vm.setTop(L, 0);
       if (this.idleThreads.length < MAX_IDLE_THREADS) this.idleThreads.push(thread);
       else vm.releaseThread(thread);
@@ -213,7 +218,7 @@ export class ScriptRuntime {
     const count = vm.resultCount;
     const isWait = count === 2 && vm.type(L, -2) === LUA_TSTRING && vm.toText(L, -2) === this.waitToken;
     if (isWait) {
-      const lines = latin1.decode(vm.toBytes(L, -1) ?? new Uint8Array(0)).split("\n");
+      const lines = (vm.toLatin1(L, -1) ?? "").split("\n");
       this.waitRequests = lines.map((line) => {
         const words = line.split(" ");
         return { server: words[0], keys: words.slice(1) };

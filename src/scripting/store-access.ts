@@ -2,6 +2,7 @@
  * What the scripting engine needs from the item store. Objects (maps, sets,
  * quotas, counters, user types) are ordinary items reached through this
  * interface, so they share the memory limit and the LRU with every other item.
+ * Keys are latin1 strings: one character (U+0000..U+00FF) per key byte.
  */
 export interface ObjectStoreAccess {
   /** Returns the item (and moves it to the LRU head) or null when missing/expired. */
@@ -13,6 +14,7 @@ export interface ObjectStoreAccess {
   version(key: string): number | null;
   /**
    * Stores (replacing). Returns the stored item's version, or 0 when memory cannot be found.
+   * Throws when the item is larger than the item size limit. On failure the old item stays.
    * exptime: memcached semantics, 0 = never.
    */
   set(key: string, data: Uint8Array, flags: number, exptime: number): number;

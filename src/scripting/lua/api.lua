@@ -17,16 +17,19 @@ local function expect(value, luaType, what)
   return value
 end
 
--- The metatables below are shared by every script; __metatable hides them
--- from getmetatable so that no script can patch methods the others rely on.
+-- The method tables below are shared by every script, and read-only to them:
+-- no script can reach one. An object's metatable is hidden by __metatable
+-- (getmetatable answers the type's name), and its __index is a method table
+-- that has no __index field, so `obj.__index` is nil. A script may set fields
+-- on an object it holds, which changes that object only.
 
 -- CacheItem: a snapshot of one stored item (or one about to be stored).
 -- References are garbage collected, so delete() has nothing to release.
-local CacheItem = { __metatable = "CacheItem" }
-CacheItem.__index = CacheItem
+local CacheItem = {}
+local CacheItemMeta = { __index = CacheItem, __metatable = "CacheItem" }
 
 local function newCacheItem(key, data, flags, exptime)
-  return setmetatable({ key = key, data = data, flags = flags, exptime = exptime }, CacheItem)
+  return setmetatable({ key = key, data = data, flags = flags, exptime = exptime }, CacheItemMeta)
 end
 
 function CacheItem:getKey() return self.key end
@@ -37,12 +40,12 @@ function CacheItem:getDataSize() return #self.data end
 function CacheItem:getData() return self.data end
 function CacheItem:delete() end
 
--- HashMap: the one global item map.
-local HashMap = { __metatable = "HashMap" }
-HashMap.__index = HashMap
-local hashMap = setmetatable({}, HashMap)
+-- HashMap: the one global item map. Each call gives a handle of its own, so
+-- that a field a script sets on its handle is seen by no other script.
+local HashMap = {}
+local HashMapMeta = { __index = HashMap, __metatable = "HashMap" }
 
-function getHashMap() return hashMap end
+function getHashMap() return setmetatable({}, HashMapMeta) end
 
 function HashMap:get(key)
   expect(key, "string", "key")
@@ -69,12 +72,13 @@ end
 -- become the reply block for that key. `thread` is the coroutine the request
 -- runs in (the only one that may wait on other servers); `atomic` counts the
 -- object updates in progress, during which it may not (core.lua).
-local Command = { flags = 0, exptime = 0, delta = 0, noreply = 0, atomic = 0, __metatable = "Command" }
-Command.__index = Command
+-- host.Command lets cluster.lua add its methods before any script runs.
+local Command = { flags = 0, exptime = 0, delta = 0, noreply = 0, atomic = 0 }
+local CommandMeta = { __index = Command, __metatable = "Command" }
 host.Command = Command
 
 function host.newCommand(key)
-  return setmetatable({ key = key, thread = running() }, Command)
+  return setmetatable({ key = key, thread = running() }, CommandMeta)
 end
 
 function Command:getCommand() return "get" end

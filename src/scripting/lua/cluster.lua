@@ -6,23 +6,28 @@
 -- (WAIT_TOKEN, values[, error]). Across a wait anything may change: other
 -- requests run, so objects read before it must be read again after it.
 local host = ...
-local type, error, setmetatable, getmetatable, pairs, tostring = type, error, setmetatable, getmetatable, pairs, tostring
+local type, error, getmetatable, pairs, tostring = type, error, getmetatable, pairs, tostring
 local find, concat, yield, running = string.find, table.concat, coroutine.yield, coroutine.running
 local WAIT, CLUSTER_PEERS, CLUSTER_SERVERS, CLUSTER_SELF =
   host.WAIT_TOKEN, host.CLUSTER_PEERS, host.CLUSTER_SERVERS, host.CLUSTER_SELF
 local ringNew, ringFind, ringCount, ringIsAvailable, ringSetAvailable, ringFree =
   host.ringNew, host.ringFind, host.ringCount, host.ringIsAvailable, host.ringSetAvailable, host.ringFree
-local Command = host.Command
+local Command, setmetatable = host.Command, host.setmetatable
 
 local MAX_KEY_BYTES = 250
 
 -- Consistent: a ketama ring over "host:port" servers, hashed as --hash, so it
--- agrees with the server's own routing for the same list.
-local Consistent = { __metatable = "Consistent" }
-Consistent.__index = Consistent
-Consistent.__gc = function(ring)
-  if ring.id ~= nil then ringFree(ring.id) end
-end
+-- agrees with the server's own routing for the same list. Its methods are
+-- out of reach of scripts, as api.lua's are; its finalizer (set with the
+-- sandbox's raw setmetatable) only frees the ring in the host.
+local Consistent = {}
+local ConsistentMeta = {
+  __index = Consistent,
+  __metatable = "Consistent",
+  __gc = function(ring)
+    if ring.id ~= nil then ringFree(ring.id) end
+  end,
+}
 
 local function ringId(ring)
   if getmetatable(ring) ~= "Consistent" then error("expected a ring from newConsistent", 3) end
@@ -47,7 +52,7 @@ function newConsistent(list)
   end
   local id, message = ringNew(list)
   if id == nil then return nil, message end
-  return setmetatable({ id = id }, Consistent)
+  return setmetatable({ id = id }, ConsistentMeta)
 end
 
 -- Frees the ring at once (the collector would do it later).

@@ -1,6 +1,7 @@
 -- Shapes the global environment every script sees: removes what can reach the
 -- host (files, processes, environment, bytecode, debug), keeps the script time
--- budget unbeatable, and adds the Lua 5.1 names the original scripts used.
+-- budget unbeatable, forbids finalizers, and adds the Lua 5.1 names the
+-- original scripts used.
 -- Runs first, with the private host table as its argument.
 local host = ...
 
@@ -56,6 +57,23 @@ do
   coroutine.close = function(...) return passTimeout(rawClose(...)) end
   -- coroutine.wrap re-raises errors itself. Whatever still catches the timeout
   -- gets it again: the hook keeps raising it until the call ends.
+end
+
+-- No finalizers: Lua runs __gc with hooks off (the time budget cannot stop it)
+-- at any allocation, outside calls too (the heap limit is off) and when a
+-- state closes on reload. Lua marks an object for finalization only when its
+-- metatable has a __gc field at setmetatable time, so refusing that here is
+-- enough. The prelude keeps the real setmetatable for the rings' finalizer,
+-- which only calls the host.
+do
+  local rawSetmetatable, rawget, type, error = setmetatable, rawget, type, error
+  host.setmetatable = rawSetmetatable
+  setmetatable = function(t, mt)
+    if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+      error("setmetatable: __gc finalizers are not allowed", 2)
+    end
+    return rawSetmetatable(t, mt)
+  end
 end
 
 -- The collector may be asked to run, never to stop.

@@ -3,8 +3,8 @@
 -- script replacing a global cannot change how the bundled types work.
 -- An object is a Lua table kept, marshalled, in an ordinary store item under
 -- storageKey(typeName, objectKey) = "\1" .. typeName .. "$" .. objectKey.
--- Memcached keys cannot hold control characters, so no client key can read,
--- overwrite or collide with an object; scripts reach them through this key.
+-- Script keys live in the store's objects namespace, which no client key
+-- reaches whatever its bytes; scripts reach objects through this key.
 local host = ...
 local hostGet, hostSet, hostVersion, replyString = host.get, host.set, host.version, host.replyString
 local marshal, unmarshal = table.marshal, table.unmarshal
@@ -19,6 +19,17 @@ end
 local function needArgument(value, name)
   if value == nil then error("missing argument: " .. name, 0) end
   return value
+end
+
+-- The finite number a decimal argument spells ("12", "-0.5", "1e3"), or nil:
+-- tonumber alone would also take hexadecimal ("0x10") and overflow to
+-- infinity ("1e999"), which no object should store.
+local find, tonumber, huge = string.find, tonumber, math.huge
+function host.finiteDecimal(s)
+  if type(s) ~= "string" or find(s, "^[%d.eE+-]+$") == nil then return nil end
+  local n = tonumber(s)
+  if n == nil or n ~= n or n == huge or n == -huge then return nil end
+  return n
 end
 
 -- Appends `VALUE <key> 0 <len>\r\n<value>\r\n`; numbers print as %.14g.

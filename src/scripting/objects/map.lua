@@ -4,7 +4,8 @@
 local host = ...
 local executeNew, executeReadWrite, needArgument = executeNew, executeReadWrite, needArgument
 local executeShared = host.executeShared
-local pairs, sort, concat = pairs, table.sort, table.concat
+local pairs, sort, concat, byte = pairs, table.sort, table.concat, string.byte
+local COLON = 58
 
 local function sortedFields(m)
   local fields, n = {}, 0
@@ -70,8 +71,11 @@ function map.new(cmd, key, m)
   return executeNew(cmd, key, "map", m, create)
 end
 
+-- A key that ends in ':' after the field (map:put:m:f:) puts the empty value:
+-- the dispatcher drops a trailing empty segment, but the value is not missing.
 function map.put(cmd, key, m, field, value)
   needArgument(m, "object key")
+  if value == nil and field ~= nil and byte(key, -1) == COLON then value = "" end
   return executeReadWrite(cmd, key, "map", m, put, needArgument(field, "field"), value)
 end
 

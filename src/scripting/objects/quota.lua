@@ -3,9 +3,12 @@
 -- Fields: limit, type, count, expiresAt. Windows are aligned to the UTC
 -- calendar (the original used local time): the count starts again at 0 on the
 -- first addandcheck at or after the next boundary. The clock is os.time(),
--- which reads the server's clock.
+-- which reads the server's clock. Limits and amounts are finite decimal
+-- numbers, amounts not negative.
+local host = ...
 local executeNew, executeReadWrite = executeNew, executeReadWrite
-local time, date, tonumber, error = os.time, os.date, tonumber, error
+local finiteDecimal = host.finiteDecimal
+local time, date, error = os.time, os.date, error
 
 -- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
 local function daysFromCivil(y, m, d)
@@ -28,7 +31,7 @@ local nextBoundary = {
 }
 
 local function create(limit, period)
-  limit = tonumber(limit)
+  limit = finiteDecimal(limit)
   if limit == nil or limit < 0 or nextBoundary[period] == nil then return nil end
   return { limit = limit, type = period, count = 0, expiresAt = nextBoundary[period](time()) }
 end
@@ -36,8 +39,8 @@ end
 local function addandcheck(q, amount)
   local n = 1
   if amount ~= nil then
-    n = tonumber(amount)
-    if n == nil then error("invalid amount: " .. amount, 0) end
+    n = finiteDecimal(amount)
+    if n == nil or n < 0 then error("invalid amount: " .. amount, 0) end
   end
   local now, rolled = time(), false
   if now >= q.expiresAt then

@@ -1,18 +1,19 @@
 -- swcounter: a sliding window over the last N values (reference 6.4), e.g.
 --   swcounter:new:c1:2  swcounter:add:c1:100  swcounter:getavg:c1
 -- All N slots start at 0 and take part in getmin, getmax and getavg, filled
--- or not; getmax starts from 0, as in the original.
+-- or not; getmax starts from 0, as in the original. Values and sizes are
+-- finite decimal numbers.
 local host = ...
 local executeNew, executeReadWrite, needArgument = executeNew, executeReadWrite, needArgument
-local executeShared = host.executeShared
-local tonumber, tointeger, error = tonumber, math.tointeger, error
+local executeShared, finiteDecimal = host.executeShared, host.finiteDecimal
+local tointeger, error = math.tointeger, error
 
 local DEFAULT_SIZE = 16
 
 local function create(size)
   local n = DEFAULT_SIZE
   if size ~= nil then
-    n = tointeger(tonumber(size))
+    n = tointeger(finiteDecimal(size))
     if n == nil or n < 1 then return nil end
   end
   local values = {}
@@ -21,7 +22,7 @@ local function create(size)
 end
 
 local function add(c, value)
-  local v = tonumber(value)
+  local v = finiteDecimal(value)
   if v == nil then error("invalid number: " .. value, 0) end
   local index = c.index % c.size + 1
   c.values[index] = v
