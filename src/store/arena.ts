@@ -11,6 +11,9 @@
  *   u32[0] = length in units, u32[1] = previous free block, u32[2] = next free block,
  * and its length again in the first u32 of its last unit. A bitmap marks the first and last
  * unit of every free block, which is how a freed block finds free neighbours.
+ *
+ * All of it (segments, free marks, bin heads, the free total) lives in SharedArrayBuffers, so that
+ * every thread that attaches the same ArenaMemory sees one arena.
  */
 
 export const UNIT_BYTES = 32;
@@ -25,6 +28,33 @@ const SEGMENT_MASK = SEGMENT_UNITS - 1;
 /** Blocks of 1..EXACT_BINS units each have their own bin; larger ones share power-of-two bins. */
 const EXACT_BINS = 64;
 const BIN_COUNT = EXACT_BINS + 27;
+const BIN_MASK_WORDS = Math.ceil(BIN_COUNT / 32);
+/** Words of ArenaMemory.meta: the bin heads, then the bin mask, then the free total. */
+const META_BIN_MASK = BIN_COUNT;
+const META_FREE_UNITS = BIN_COUNT + BIN_MASK_WORDS;
+const META_WORDS = META_FREE_UNITS + 1;
+
+/** The arena's shared state: what another thread needs to attach the same arena. */
+export interface ArenaMemory {
+  readonly segments: readonly SharedArrayBuffer[];
+  /** One bit per unit: the first and last unit of every free block. */
+  readonly freeMarks: SharedArrayBuffer;
+  readonly meta: SharedArrayBuffer;
+}
+
+/** A new, empty arena's shared state (every unit but the null one free). */
+export function createArenaMemory(totalBytes: number): ArenaMemory {
+  const units = Math.floor(totalBytes / UNIT_BYTES);
+  if (units < 2) throw new RangeError("arena too small");
+  if (units > 0xffffffff) throw new RangeError("arena too large for u32 unit indices");
+  const segments: SharedArrayBuffer[] = [];
+  for (let first = 0; first < units; first += SEGMENT_UNITS) {
+    segments.push(new SharedArrayBuffer(Math.min(SEGMENT_UNITS, units - first) * UNIT_BYTES));
+  }
+  const memory = { segments, freeMarks: new SharedArrayBuffer(Math.ceil(units / 32) * 4), meta: new SharedArrayBuffer(META_WORDS * 4) };
+  new Arena(memory).reset();
+  return memory;
+}
 
 export class Arena {
   readonly totalUnits: number;
@@ -33,27 +63,22 @@ export class Arena {
   readonly bytes: Uint8Array[];
   readonly words: Uint32Array[];
   private readonly freeMarks: Uint32Array;
-  private readonly binHeads: Uint32Array = new Uint32Array(BIN_COUNT);
-  /** One bit per bin: set when the bin is not empty. */
-  private readonly binMask: Uint32Array = new Uint32Array(Math.ceil(BIN_COUNT / 32));
-  freeUnits = 0;
+  /** Bin heads, then one bit per bin (set when the bin is not empty), then the free total. */
+  private readonly meta: Uint32Array;
 
-  constructor(totalBytes: number) {
-    const units = Math.floor(totalBytes / UNIT_BYTES);
-    if (units < 2) throw new RangeError("arena too small");
-    if (units > 0xffffffff) throw new RangeError("arena too large for u32 unit indices");
-    this.totalUnits = units;
-    this.totalBytes = units * UNIT_BYTES;
-    this.bytes = [];
-    this.words = [];
-    for (let first = 0; first < units; first += SEGMENT_UNITS) {
-      const segUnits = Math.min(SEGMENT_UNITS, units - first);
-      const sab = new SharedArrayBuffer(segUnits * UNIT_BYTES);
-      this.bytes.push(new Uint8Array(sab));
-      this.words.push(new Uint32Array(sab));
-    }
-    this.freeMarks = new Uint32Array(Math.ceil(units / 32));
-    this.reset();
+  /** Attaches the arena whose shared state is `memory` (createArenaMemory makes a new one). */
+  constructor(readonly memory: ArenaMemory) {
+    this.bytes = memory.segments.map((sab) => new Uint8Array(sab));
+    this.words = memory.segments.map((sab) => new Uint32Array(sab));
+    this.totalBytes = this.bytes.reduce((sum, b) => sum + b.length, 0);
+    this.totalUnits = this.totalBytes / UNIT_BYTES;
+    this.freeMarks = new Uint32Array(memory.freeMarks);
+    this.meta = new Uint32Array(memory.meta);
+  }
+
+  /** Free units in the whole arena. */
+  get freeUnits(): number {
+    return this.meta[META_FREE_UNITS];
   }
 
   /**
@@ -62,9 +87,7 @@ export class Arena {
    */
   reset(): void {
     this.freeMarks.fill(0);
-    this.binHeads.fill(0);
-    this.binMask.fill(0);
-    this.freeUnits = 0;
+    this.meta.fill(0);
     // Unit 0 is reserved as the null address.
     for (let first = 0; first < this.totalUnits; first += SEGMENT_UNITS) {
       const start = first === 0 ? 1 : first;
@@ -95,16 +118,16 @@ export class Arena {
   /** Takes exactly `units` contiguous units, or returns 0 when no free block is large enough. */
   allocate(units: number): number {
     let bin = binOf(units);
-    if (bin < EXACT_BINS && this.binHeads[bin] !== 0) return this.take(this.binHeads[bin], units);
+    if (bin < EXACT_BINS && this.meta[bin] !== 0) return this.take(this.meta[bin], units);
     // A shared bin may hold blocks smaller than wanted: first fit inside it.
     if (bin >= EXACT_BINS) {
-      for (let b = this.binHeads[bin]; b !== 0; b = this.getWord(b, 2)) {
+      for (let b = this.meta[bin]; b !== 0; b = this.getWord(b, 2)) {
         if (this.getWord(b, 0) >= units) return this.take(b, units);
       }
     }
     bin = this.nextNonEmptyBin(bin + 1);
     if (bin < 0) return 0;
-    return this.take(this.binHeads[bin], units);
+    return this.take(this.meta[bin], units);
   }
 
   /**
@@ -114,7 +137,7 @@ export class Arena {
   allocateLargest(maxUnits: number): number {
     const bin = this.highestNonEmptyBin();
     if (bin < 0) return 0;
-    let best = this.binHeads[bin];
+    let best = this.meta[bin];
     let bestLen = this.getWord(best, 0);
     if (bin >= EXACT_BINS) {
       for (let b = this.getWord(best, 2); b !== 0 && bestLen < maxUnits; b = this.getWord(b, 2)) {
@@ -166,18 +189,18 @@ export class Arena {
 
   private insertFree(first: number, len: number): void {
     const bin = binOf(len);
-    const head = this.binHeads[bin];
+    const head = this.meta[bin];
     this.setWord(first, 0, len);
     this.setWord(first, 1, 0);
     this.setWord(first, 2, head);
     if (head !== 0) this.setWord(head, 1, first);
-    this.binHeads[bin] = first;
-    this.binMask[bin >>> 5] |= 1 << (bin & 31);
+    this.meta[bin] = first;
+    this.meta[META_BIN_MASK + (bin >>> 5)] |= 1 << (bin & 31);
     const last = first + len - 1;
     this.setWord(last, 0, len);
     this.mark(first);
     this.mark(last);
-    this.freeUnits += len;
+    this.meta[META_FREE_UNITS] += len;
   }
 
   private removeFree(first: number, len: number): void {
@@ -186,18 +209,18 @@ export class Arena {
     const bin = binOf(len);
     if (prev !== 0) this.setWord(prev, 2, next);
     else {
-      this.binHeads[bin] = next;
-      if (next === 0) this.binMask[bin >>> 5] &= ~(1 << (bin & 31));
+      this.meta[bin] = next;
+      if (next === 0) this.meta[META_BIN_MASK + (bin >>> 5)] &= ~(1 << (bin & 31));
     }
     if (next !== 0) this.setWord(next, 1, prev);
     this.unmark(first);
     this.unmark(first + len - 1);
-    this.freeUnits -= len;
+    this.meta[META_FREE_UNITS] -= len;
   }
 
   private nextNonEmptyBin(from: number): number {
-    for (let w = from >>> 5; w < this.binMask.length; w++) {
-      let bits = this.binMask[w];
+    for (let w = from >>> 5; w < BIN_MASK_WORDS; w++) {
+      let bits = this.meta[META_BIN_MASK + w];
       if (w === from >>> 5) bits &= ~((1 << (from & 31)) - 1) | 0;
       if (bits !== 0) return (w << 5) + (31 - Math.clz32(bits & -bits));
     }
@@ -205,8 +228,8 @@ export class Arena {
   }
 
   private highestNonEmptyBin(): number {
-    for (let w = this.binMask.length - 1; w >= 0; w--) {
-      const bits = this.binMask[w];
+    for (let w = BIN_MASK_WORDS - 1; w >= 0; w--) {
+      const bits = this.meta[META_BIN_MASK + w];
       if (bits !== 0) return (w << 5) + (31 - Math.clz32(bits));
     }
     return -1;
@@ -228,7 +251,7 @@ export class Arena {
   checkFreeLists(): void {
     let total = 0;
     for (let bin = 0; bin < BIN_COUNT; bin++) {
-      for (let b = this.binHeads[bin], prev = 0; b !== 0; prev = b, b = this.getWord(b, 2)) {
+      for (let b = this.meta[bin], prev = 0; b !== 0; prev = b, b = this.getWord(b, 2)) {
         const len = this.getWord(b, 0);
         if (binOf(len) !== bin) throw new Error(`free block ${b} of ${len} units in bin ${bin}`);
         if (this.getWord(b, 1) !== prev) throw new Error(`free block ${b}: bad prev link`);

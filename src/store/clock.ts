@@ -1,12 +1,27 @@
 /**
  * Server time in whole unix seconds, as memcached keeps it: read once a second by a timer
- * rather than per request. Tests may move it by hand.
+ * rather than per request. Tests may move it by hand. The seconds live in a shared cell, so
+ * clocks attached to the same cell (one per thread) read one time.
  */
 export const MAX_RELATIVE_EXPTIME = 60 * 60 * 24 * 30;
 
 export class Clock {
-  now = Math.floor(Date.now() / 1000);
+  private readonly seconds: Float64Array;
   private timer: ReturnType<typeof setInterval> | undefined;
+
+  /** Attaches to `cell` (8 bytes) or to a new one set to now. */
+  constructor(readonly cell = new SharedArrayBuffer(8)) {
+    this.seconds = new Float64Array(cell);
+    if (this.seconds[0] === 0) this.tick();
+  }
+
+  get now(): number {
+    return this.seconds[0];
+  }
+
+  set now(seconds: number) {
+    this.seconds[0] = seconds;
+  }
 
   start(): void {
     this.timer ??= setInterval(() => this.tick(), 1000);

@@ -6,34 +6,73 @@
  * often-read items stay; large, rarely-read ones go first. A binary min-heap in typed arrays keeps
  * this O(log n) per operation; an item's heap position and frequency live in its header (the
  * fields the LRU policy uses for its links).
+ *
+ * The heap's arrays are growable SharedArrayBuffers reserved for the most items the arena can
+ * hold; its length and the inflation value are a shared pair (GdsfMemory).
  */
 import type { Arena } from "./arena.ts";
 import { F_LRU_NEXT as F_FREQ, F_LRU_PREV as F_HEAP_POS } from "./item.ts";
 import type { EvictionPolicy } from "./policy.ts";
 
-export class GdsfHeap implements EvictionPolicy {
-  length = 0;
-  private inflation = 0;
-  private items = new Uint32Array(1024);
-  private priority = new Float64Array(1024);
-  private size = new Float64Array(1024);
+const INITIAL_ENTRIES = 1024;
+/** The smallest item is two units, so an arena holds at most half its units in items. */
+const MIN_ITEM_UNITS = 2;
+/** Growable SharedArrayBuffers above 2 GiB are refused (seen in Bun 1.4.5). */
+const MAX_RESERVED_BYTES = 2 ** 31;
+const LENGTH = 0;
+const INFLATION = 1;
 
-  constructor(private readonly arena: Arena) {}
+export interface GdsfMemory {
+  readonly kind: "gdsf";
+  readonly items: SharedArrayBuffer;
+  readonly priority: SharedArrayBuffer;
+  readonly size: SharedArrayBuffer;
+  readonly state: SharedArrayBuffer;
+}
+
+export function createGdsfMemory(totalUnits: number): GdsfMemory {
+  const most = Math.min(Math.max(INITIAL_ENTRIES, Math.ceil(totalUnits / MIN_ITEM_UNITS)), MAX_RESERVED_BYTES / 8);
+  const growable = (bytesPerEntry: number): SharedArrayBuffer =>
+    new SharedArrayBuffer(INITIAL_ENTRIES * bytesPerEntry, { maxByteLength: most * bytesPerEntry });
+  return { kind: "gdsf", items: growable(4), priority: growable(8), size: growable(8), state: new SharedArrayBuffer(16) };
+}
+
+export class GdsfHeap implements EvictionPolicy {
+  /** Length-tracking views: they follow the buffers when any thread grows them. */
+  private readonly items: Uint32Array;
+  private readonly priority: Float64Array;
+  private readonly size: Float64Array;
+  /** The heap's length and the inflation value L. */
+  private readonly state: Float64Array;
+
+  constructor(
+    private readonly arena: Arena,
+    readonly memory: GdsfMemory,
+  ) {
+    this.items = new Uint32Array(memory.items);
+    this.priority = new Float64Array(memory.priority);
+    this.size = new Float64Array(memory.size);
+    this.state = new Float64Array(memory.state);
+  }
+
+  get length(): number {
+    return this.state[LENGTH];
+  }
 
   insert(item: number, bytes: number): void {
-    if (this.length === this.items.length) this.grow();
+    if (this.state[LENGTH] === this.items.length) this.grow();
     this.arena.setWord(item, F_FREQ, 1);
-    const i = this.length++;
+    const i = this.state[LENGTH]++;
     this.items[i] = item;
     this.size[i] = bytes;
-    this.priority[i] = this.inflation + 1 / bytes;
+    this.priority[i] = this.state[INFLATION] + 1 / bytes;
     this.arena.setWord(item, F_HEAP_POS, i);
     this.up(i);
   }
 
   remove(item: number): void {
     const i = this.arena.getWord(item, F_HEAP_POS);
-    const last = --this.length;
+    const last = --this.state[LENGTH];
     if (i !== last) {
       this.move(last, i);
       this.down(i);
@@ -46,23 +85,22 @@ export class GdsfHeap implements EvictionPolicy {
     const freq = arena.getWord(item, F_FREQ) + 1;
     arena.setWord(item, F_FREQ, freq);
     const i = arena.getWord(item, F_HEAP_POS);
-    this.priority[i] = this.inflation + freq / this.size[i];
+    this.priority[i] = this.state[INFLATION] + freq / this.size[i];
     this.down(i);
   }
 
   victim(): number {
-    if (this.length === 0) return 0;
-    this.inflation = this.priority[0];
+    if (this.state[LENGTH] === 0) return 0;
+    this.state[INFLATION] = this.priority[0];
     return this.items[0];
   }
 
   clear(): void {
-    this.length = 0;
-    this.inflation = 0;
+    this.state.fill(0);
   }
 
   forEach(fn: (item: number) => void): void {
-    for (let i = 0; i < this.length; i++) {
+    for (let i = 0; i < this.state[LENGTH]; i++) {
       if (this.arena.getWord(this.items[i], F_HEAP_POS) !== i) throw new Error(`gdsf: item ${this.items[i]} has a stale heap position`);
       if (i > 0 && this.priority[(i - 1) >> 1] > this.priority[i]) throw new Error(`gdsf: heap order broken at ${i}`);
       fn(this.items[i]);
@@ -88,7 +126,7 @@ export class GdsfHeap implements EvictionPolicy {
     const item = items[i];
     const p = priority[i];
     const s = size[i];
-    const n = this.length;
+    const n = this.state[LENGTH];
     for (;;) {
       let child = 2 * i + 1;
       if (child >= n) break;
@@ -111,15 +149,13 @@ export class GdsfHeap implements EvictionPolicy {
     this.arena.setWord(item, F_HEAP_POS, i);
   }
 
+  /** Doubles the arrays in place, within the reservation (2^28 entries: every item of a 16 GiB arena). */
   private grow(): void {
-    const items = new Uint32Array(this.items.length * 2);
-    items.set(this.items);
-    const priority = new Float64Array(items.length);
-    priority.set(this.priority);
-    const size = new Float64Array(items.length);
-    size.set(this.size);
-    this.items = items;
-    this.priority = priority;
-    this.size = size;
+    const { items, priority, size } = this.memory;
+    const entries = Math.min(this.items.length * 2, items.maxByteLength / 4);
+    if (entries === this.items.length) throw new RangeError(`gdsf: more than ${entries} items`);
+    items.grow(entries * 4);
+    priority.grow(entries * 8);
+    size.grow(entries * 8);
   }
 }

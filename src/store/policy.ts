@@ -3,8 +3,8 @@
  * enters, is hit or leaves, and asks it for the next victim.
  */
 import type { Arena } from "./arena.ts";
-import { GdsfHeap } from "./gdsf.ts";
-import { LruList } from "./lru.ts";
+import { createGdsfMemory, GdsfHeap, type GdsfMemory } from "./gdsf.ts";
+import { createLruMemory, LruList, type LruMemory } from "./lru.ts";
 
 export interface EvictionPolicy {
   readonly length: number;
@@ -24,6 +24,14 @@ export interface EvictionPolicy {
 export const EVICTION_POLICIES = ["lru", "gdsf"] as const;
 export type EvictionName = (typeof EVICTION_POLICIES)[number];
 
-export function createPolicy(name: EvictionName, arena: Arena): EvictionPolicy {
-  return name === "gdsf" ? new GdsfHeap(arena) : new LruList(arena);
+/** A policy's shared state, by policy. */
+export type PolicyMemory = LruMemory | GdsfMemory;
+
+export function createPolicyMemory(name: EvictionName, totalUnits: number): PolicyMemory {
+  return name === "gdsf" ? createGdsfMemory(totalUnits) : createLruMemory();
+}
+
+/** Attaches the policy whose shared state is `memory`. */
+export function attachPolicy(memory: PolicyMemory, arena: Arena): EvictionPolicy {
+  return memory.kind === "gdsf" ? new GdsfHeap(arena, memory) : new LruList(arena, memory);
 }

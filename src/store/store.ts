@@ -5,7 +5,7 @@
  */
 import { copyBytes } from "../bytes.ts";
 import { parseCounter } from "../decimal.ts";
-import { Arena, UNIT_BYTES, unitsFor } from "./arena.ts";
+import { Arena, type ArenaMemory, createArenaMemory, UNIT_BYTES, unitsFor } from "./arena.ts";
 import { Clock } from "./clock.ts";
 import {
   EXTENT_HEADER_BYTES,
@@ -28,8 +28,8 @@ import {
   keyWord,
   namespaceOf,
 } from "./item.ts";
-import { createPolicy, type EvictionName, type EvictionPolicy } from "./policy.ts";
-import { HashTable } from "./table.ts";
+import { attachPolicy, createPolicyMemory, type EvictionName, type EvictionPolicy, type PolicyMemory } from "./policy.ts";
+import { createTableMemory, HashTable, type TableMemory } from "./table.ts";
 
 /** How a storage command treats an existing item. */
 export const enum StoreMode {
@@ -63,36 +63,93 @@ export interface StoreOptions {
   clock?: Clock;
   /** Default "lru", the exact global LRU. */
   eviction?: EvictionName;
+  /** Attach this store's shared state instead of making a new one (memoryBytes, eviction and clock then come from it). */
+  memory?: StoreMemory;
 }
 
-export interface StoreCounters {
-  evictions: number;
-  reclaimed: number;
-  expiredUnfetched: number;
-  totalItems: number;
+/**
+ * Everything the store knows, as SharedArrayBuffers: items, index, free lists, the eviction
+ * policy's state, the clock, the CAS counter and the store's counters. A thread that attaches
+ * the same StoreMemory serves the same cache.
+ */
+export interface StoreMemory {
+  readonly arena: ArenaMemory;
+  readonly table: TableMemory;
+  readonly policy: PolicyMemory;
+  /** Float64 cells, N_* below. */
+  readonly numbers: SharedArrayBuffer;
+  readonly clock: SharedArrayBuffer;
+}
+
+/** Float64 cells of StoreMemory.numbers. */
+const N_BYTES_USED = 0;
+const N_NEXT_CAS = 1;
+const N_EVICTIONS = 2;
+const N_RECLAIMED = 3;
+const N_TOTAL_ITEMS = 4;
+const N_CELLS = 5;
+
+export function createStoreMemory(memoryBytes: number, eviction: EvictionName = "lru", clock = new Clock()): StoreMemory {
+  const arena = createArenaMemory(memoryBytes);
+  const units = Math.floor(memoryBytes / UNIT_BYTES);
+  const numbers = new SharedArrayBuffer(N_CELLS * 8);
+  new Float64Array(numbers)[N_NEXT_CAS] = 1;
+  return { arena, table: createTableMemory(units), policy: createPolicyMemory(eviction, units), numbers, clock: clock.cell };
+}
+
+/** The store's counters, read from and written to the shared cells. */
+export class StoreCounters {
+  constructor(private readonly cells: Float64Array) {}
+  get evictions(): number {
+    return this.cells[N_EVICTIONS];
+  }
+  set evictions(n: number) {
+    this.cells[N_EVICTIONS] = n;
+  }
+  get reclaimed(): number {
+    return this.cells[N_RECLAIMED];
+  }
+  set reclaimed(n: number) {
+    this.cells[N_RECLAIMED] = n;
+  }
+  get totalItems(): number {
+    return this.cells[N_TOTAL_ITEMS];
+  }
+  set totalItems(n: number) {
+    this.cells[N_TOTAL_ITEMS] = n;
+  }
 }
 
 const U64_WRAP = 18446744073709551616n;
 
 export class Store {
+  readonly memory: StoreMemory;
   readonly arena: Arena;
   readonly clock: Clock;
   readonly maxItemBytes: number;
   private readonly table: HashTable;
   private readonly policy: EvictionPolicy;
-  /** Bytes held by linked items (all their units). */
-  bytesUsed = 0;
-  private nextCas = 1;
-  readonly counters: StoreCounters = { evictions: 0, reclaimed: 0, expiredUnfetched: 0, totalItems: 0 };
+  /** N_* cells: bytes used, the next CAS unique, counters. */
+  private readonly cells: Float64Array;
+  readonly counters: StoreCounters;
   /** Result of the last incr/decr: the new value's digits live in lastDelta. */
   lastDelta = 0n;
 
   constructor(options: StoreOptions) {
-    this.arena = new Arena(options.memoryBytes);
-    this.clock = options.clock ?? new Clock();
+    const memory = options.memory ?? createStoreMemory(options.memoryBytes, options.eviction, options.clock);
+    this.memory = memory;
+    this.arena = new Arena(memory.arena);
+    this.clock = options.clock ?? new Clock(memory.clock);
     this.maxItemBytes = options.maxItemBytes;
-    this.table = new HashTable(this.arena);
-    this.policy = createPolicy(options.eviction ?? "lru", this.arena);
+    this.table = new HashTable(this.arena, memory.table);
+    this.policy = attachPolicy(memory.policy, this.arena);
+    this.cells = new Float64Array(memory.numbers);
+    this.counters = new StoreCounters(this.cells);
+  }
+
+  /** Bytes held by linked items (all their units). */
+  get bytesUsed(): number {
+    return this.cells[N_BYTES_USED];
   }
 
   get itemCount(): number {
@@ -241,7 +298,7 @@ export class Store {
     this.table.clear();
     this.policy.clear();
     this.arena.reset();
-    this.bytesUsed = 0;
+    this.cells[N_BYTES_USED] = 0;
   }
 
   /** Evicts from the LRU tail until at least `bytes` have been freed; returns bytes freed. */
@@ -397,7 +454,7 @@ export class Store {
   }
 
   private setCas(it: number): void {
-    const cas = this.nextCas++;
+    const cas = this.cells[N_NEXT_CAS]++;
     this.arena.setWord(it, F_CAS_LO, cas >>> 0);
     this.arena.setWord(it, F_CAS_HI, Math.floor(cas / 0x100000000));
   }
@@ -500,7 +557,7 @@ export class Store {
     const bytes = itemBytes(this.arena, it);
     this.table.insert(it, hash);
     this.policy.insert(it, bytes);
-    this.bytesUsed += bytes;
+    this.cells[N_BYTES_USED] += bytes;
     this.counters.totalItems++;
   }
 
@@ -526,7 +583,7 @@ export class Store {
   private dropHeldOut(it: number): number {
     const bytes = itemBytes(this.arena, it);
     this.table.remove(it);
-    this.bytesUsed -= bytes;
+    this.cells[N_BYTES_USED] -= bytes;
     this.freeExtents(it);
     return bytes;
   }

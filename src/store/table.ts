@@ -1,36 +1,75 @@
 /**
  * The hash index: a power-of-two bucket array of item units, chained through each item's
  * F_HASH_NEXT field. Each item keeps its 32-bit hash so the table can grow without reading keys.
+ *
+ * The buckets live in a growable SharedArrayBuffer reserved up front for the most items the arena
+ * can hold, so every thread's view follows a growth without being told; the mask and the item
+ * count live in a shared word pair beside it.
  */
 import type { Arena } from "./arena.ts";
 import { F_HASH, F_HASH_NEXT } from "./item.ts";
 
 const INITIAL_BUCKETS = 1 << 16;
+/** The smallest item is two units (a 48-byte header and a key of at least one byte). */
+const MIN_ITEM_UNITS = 2;
+/** Growable SharedArrayBuffers above 2 GiB are refused (seen in Bun 1.4.5). */
+const MAX_RESERVED_BYTES = 2 ** 31;
+const META_MASK = 0;
+const META_COUNT = 1;
+
+/** The index's shared state: what another thread needs to attach the same table. */
+export interface TableMemory {
+  readonly buckets: SharedArrayBuffer;
+  readonly meta: SharedArrayBuffer;
+}
+
+/** A new, empty index for an arena of `totalUnits` units. */
+export function createTableMemory(totalUnits: number): TableMemory {
+  // The table grows when it holds 1.5 items per bucket: reserve what the fullest arena needs.
+  let most = INITIAL_BUCKETS;
+  while (most * 1.5 < totalUnits / MIN_ITEM_UNITS && most * 8 <= MAX_RESERVED_BYTES) most *= 2;
+  const buckets = new SharedArrayBuffer(INITIAL_BUCKETS * 4, { maxByteLength: most * 4 });
+  const meta = new SharedArrayBuffer(8);
+  new Uint32Array(meta)[META_MASK] = INITIAL_BUCKETS - 1;
+  return { buckets, meta };
+}
 
 export class HashTable {
-  private buckets = new Uint32Array(INITIAL_BUCKETS);
-  private mask = INITIAL_BUCKETS - 1;
-  count = 0;
+  /** Length-tracking: follows the buffer when any thread grows it. */
+  private readonly buckets: Uint32Array;
+  private readonly meta: Uint32Array;
 
-  constructor(private readonly arena: Arena) {}
+  constructor(
+    private readonly arena: Arena,
+    readonly memory: TableMemory,
+  ) {
+    this.buckets = new Uint32Array(memory.buckets);
+    this.meta = new Uint32Array(memory.meta);
+  }
+
+  get count(): number {
+    return this.meta[META_COUNT];
+  }
 
   /** First item in the chain for `hash` (follow F_HASH_NEXT). */
   head(hash: number): number {
-    return this.buckets[hash & this.mask];
+    return this.buckets[hash & this.meta[META_MASK]];
   }
 
   insert(item: number, hash: number): void {
     const arena = this.arena;
+    const meta = this.meta;
     arena.setWord(item, F_HASH, hash);
-    const b = hash & this.mask;
+    const b = hash & meta[META_MASK];
     arena.setWord(item, F_HASH_NEXT, this.buckets[b]);
     this.buckets[b] = item;
-    if (++this.count > this.buckets.length + (this.buckets.length >>> 1)) this.grow();
+    const size = meta[META_MASK] + 1;
+    if (++meta[META_COUNT] > size + (size >>> 1)) this.grow();
   }
 
   remove(item: number): void {
     const arena = this.arena;
-    const b = arena.getWord(item, F_HASH) & this.mask;
+    const b = arena.getWord(item, F_HASH) & this.meta[META_MASK];
     let cur = this.buckets[b];
     if (cur === item) {
       this.buckets[b] = arena.getWord(item, F_HASH_NEXT);
@@ -45,13 +84,13 @@ export class HashTable {
       }
       if (cur === 0) throw new Error(`hash table: item ${item} not in its chain`);
     }
-    this.count--;
+    this.meta[META_COUNT]--;
   }
 
+  /** Empties the index (a shared buffer cannot shrink: it keeps its size). */
   clear(): void {
-    this.buckets = new Uint32Array(INITIAL_BUCKETS);
-    this.mask = INITIAL_BUCKETS - 1;
-    this.count = 0;
+    this.buckets.fill(0, 0, this.meta[META_MASK] + 1);
+    this.meta[META_COUNT] = 0;
   }
 
   /**
@@ -60,7 +99,8 @@ export class HashTable {
    */
   forEach(fn: (item: number) => void): void {
     const arena = this.arena;
-    for (let b = 0; b < this.buckets.length; b++) {
+    const size = this.meta[META_MASK] + 1;
+    for (let b = 0; b < size; b++) {
       for (let it = this.buckets[b]; it !== 0; ) {
         const next = arena.getWord(it, F_HASH_NEXT);
         fn(it);
@@ -70,25 +110,39 @@ export class HashTable {
   }
 
   get bucketCount(): number {
-    return this.buckets.length;
+    return this.meta[META_MASK] + 1;
   }
 
+  /**
+   * Doubles the buckets in place: each chain of the old half splits between its bucket and the
+   * one `size` above it, by the hash bit the new mask adds. At the reservation's end chains just
+   * grow longer.
+   */
   private grow(): void {
+    const sab = this.memory.buckets;
+    const size = this.meta[META_MASK] + 1;
+    if (size * 8 > sab.maxByteLength) return;
+    sab.grow(size * 8);
     const arena = this.arena;
-    const old = this.buckets;
-    const next = new Uint32Array(old.length * 2);
-    const mask = next.length - 1;
-    for (let b = 0; b < old.length; b++) {
-      let it = old[b];
+    const buckets = this.buckets;
+    for (let b = 0; b < size; b++) {
+      let it = buckets[b];
+      let low = 0;
+      let high = 0;
       while (it !== 0) {
         const following = arena.getWord(it, F_HASH_NEXT);
-        const nb = arena.getWord(it, F_HASH) & mask;
-        arena.setWord(it, F_HASH_NEXT, next[nb]);
-        next[nb] = it;
+        if ((arena.getWord(it, F_HASH) & size) === 0) {
+          arena.setWord(it, F_HASH_NEXT, low);
+          low = it;
+        } else {
+          arena.setWord(it, F_HASH_NEXT, high);
+          high = it;
+        }
         it = following;
       }
+      buckets[b] = low;
+      buckets[b + size] = high;
     }
-    this.buckets = next;
-    this.mask = mask;
+    this.meta[META_MASK] = size * 2 - 1;
   }
 }
