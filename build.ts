@@ -18,7 +18,9 @@ mkdirSync(outDir, { recursive: true });
 /** Builds one executable; returns its path (Bun appends .exe for Windows). */
 async function build(target: Bun.Build.CompileTarget | null, outfile: string): Promise<string> {
   const result = await Bun.build({
-    entrypoints: [join(import.meta.dir, "src/main.ts")],
+    // The worker thread's entry is compiled in beside main: new URL("./worker.ts", import.meta.url)
+    // finds it inside the executable.
+    entrypoints: [join(import.meta.dir, "src/main.ts"), join(import.meta.dir, "src/worker.ts")],
     compile: {
       outfile,
       ...(target ? { target } : {}),

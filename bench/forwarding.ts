@@ -1,22 +1,33 @@
 /**
- * What server-side forwarding costs: ops/s of plain `get` (32-byte values) sent to the key's
- * owner directly vs through the other node of a 2-node cluster (which forwards every one of them),
- * with two real cacheismo processes and a closed-loop Bun load generator in this process:
+ * What server-side forwarding costs, with real processes, in one run:
  *   bun run bench/forwarding.ts [seconds per case, default 4]
- * Every key the load uses is owned by node B (chosen with the same ketama continuum), so "direct"
- * asks B and "forwarded" asks A. Each case runs after a 1 s warm-up. On a small machine the load
- * generator and both servers share the cores, so compare the ratio rather than the absolute rates.
+ *   bun run bench/forwarding.ts --side-by-side [seconds per case, default 5]
+ *
+ * Default: ops/s of plain `get` (32-byte values) sent to the key's owner directly vs through the
+ * other node of a 2-node cluster (which forwards every one of them), from a closed-loop Bun load
+ * generator in this process. Every key the load uses is owned by node B (chosen with the same
+ * ketama continuum), so "direct" asks B and "forwarded" asks A. Each case runs after a 1 s warm-up.
+ *
+ * --side-by-side: twemproxy in front of memcached against cacheismo's own routing. Starts two
+ * memcached (-t 1) behind a nutcracker pool (ketama, md5) and a 2-node cacheismo cluster (md5),
+ * and drives each through one entry point (nutcracker's port; node A) with Debian's memcaslap
+ * (-T 2 -c 32, unpinned): 9:1 get:set of 32-byte values, then 16-key multigets; then the
+ * pipelined forwarding case above. Which system goes first alternates per workload.
+ *
+ * On a small machine the load generator and the servers share the cores: compare the ratios.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import type { Socket } from "bun";
+import type { Socket, Subprocess } from "bun";
 import { Continuum, parseServerList } from "../src/cluster/ketama.ts";
+import { type MemaslapLoad, type MemaslapResult, runMemaslap } from "./lib/memaslap.ts";
 import { request } from "./lib/memcache.ts";
 import { freePort, killAllOnSignal, spawnLogged, stop, waitForMemcache } from "./lib/proc.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
-const SECONDS = Number(process.argv[2] ?? "4");
+const SIDE_BY_SIDE = process.argv.includes("--side-by-side");
+const SECONDS = Number(process.argv.slice(2).find((a) => !a.startsWith("--")) ?? (SIDE_BY_SIDE ? "5" : "4"));
 const KEYS = 1000;
 const VALUE = "v".repeat(32);
 /** Load shapes: connections × requests in flight on each. */
@@ -91,44 +102,140 @@ async function store(port: number, keys: readonly string[]): Promise<void> {
   if (check !== `VALUE ${keys[0]} 0 ${VALUE.length}\r\n${VALUE}\r\nEND\r\n`) throw new Error(`get failed: ${check}`);
 }
 
-killAllOnSignal();
-const workDir = mkdtempSync(join(tmpdir(), "cacheismo-forwarding-"));
-const ports = [freePort(), freePort()];
-const peers = ports.map((p) => `127.0.0.1:${p}`).join(",");
-const nodes = ports.map((port, i) => {
-  const argv = ["bun", "run", "src/main.ts", "-p", String(port), "-m", "64", "--cluster", "--peers", peers, "--self", `127.0.0.1:${port}`];
-  const logPath = join(workDir, `node${i}.log`);
-  return { port, logPath, proc: spawnLogged(argv, logPath, ROOT) };
-});
-try {
+/** Starts a 2-node cacheismo cluster on fresh ports; its nodes, in --peers order. */
+async function startCluster(workDir: string): Promise<{ port: number; logPath: string; proc: Subprocess }[]> {
+  const ports = [freePort(), freePort()];
+  const peers = ports.map((p) => `127.0.0.1:${p}`).join(",");
+  const nodes = ports.map((port, i) => {
+    const argv = ["bun", "run", "src/main.ts", "-p", String(port), "-m", "64", "-t", "1", "--cluster", "--peers", peers, "--self", `127.0.0.1:${port}`];
+    const logPath = join(workDir, `node${i}.log`);
+    return { port, logPath, proc: spawnLogged(argv, logPath, ROOT) };
+  });
   await Promise.all(nodes.map((n) => waitForMemcache(n.proc, n.port, n.logPath, 10_000)));
-  const [nodeA, nodeB] = nodes;
+  return nodes;
+}
 
-  // Keys of 32 bytes, all owned by node B.
-  const continuum = new Continuum(parseServerList(peers), "md5");
+/** KEYS keys of 32 bytes, all owned by node 1 of the cluster on `ports`. */
+function keysOwnedBySecond(ports: readonly number[]): string[] {
+  const continuum = new Continuum(parseServerList(ports.map((p) => `127.0.0.1:${p}`).join(",")), "md5");
   const encoder = new TextEncoder();
   const keys: string[] = [];
   for (let i = 0; keys.length < KEYS; i++) {
     const key = `fwd:${String(i).padStart(28, "0")}`;
     if (continuum.ownerIndex(encoder.encode(key)) === 1) keys.push(key);
   }
-  await store(nodeB.port, keys);
+  return keys;
+}
 
-  const rows = [];
-  for (const { connections, depth } of SHAPES) {
-    const direct = await runLoad(nodeB.port, keys, connections, depth, SECONDS);
-    const forwarded = await runLoad(nodeA.port, keys, connections, depth, SECONDS);
-    rows.push({
-      load: `${connections} conns × ${depth} in flight`,
-      "direct at owner (ops/s)": Math.round(direct.opsPerSec).toLocaleString("en-US"),
-      "via non-owner (ops/s)": Math.round(forwarded.opsPerSec).toLocaleString("en-US"),
-      "via / direct": (forwarded.opsPerSec / direct.opsPerSec).toFixed(2),
-      errors: direct.errors + forwarded.errors,
-    });
+/** The pipelined forwarding case: direct at the owner vs through the other node. */
+async function forwardingRow(nodes: readonly { port: number }[], connections: number, depth: number): Promise<Record<string, string | number>> {
+  const [nodeA, nodeB] = nodes;
+  const keys = keysOwnedBySecond(nodes.map((n) => n.port));
+  await store(nodeB.port, keys);
+  const direct = await runLoad(nodeB.port, keys, connections, depth, SECONDS);
+  const forwarded = await runLoad(nodeA.port, keys, connections, depth, SECONDS);
+  return {
+    load: `${connections} conns × ${depth} in flight`,
+    "direct at owner (ops/s)": Math.round(direct.opsPerSec).toLocaleString("en-US"),
+    "via non-owner (ops/s)": Math.round(forwarded.opsPerSec).toLocaleString("en-US"),
+    "via / direct": (forwarded.opsPerSec / direct.opsPerSec).toFixed(2),
+    errors: direct.errors + forwarded.errors,
+  };
+}
+
+async function forwardingCost(workDir: string): Promise<void> {
+  const nodes = await startCluster(workDir);
+  try {
+    const rows = [];
+    for (const { connections, depth } of SHAPES) rows.push(await forwardingRow(nodes, connections, depth));
+    console.log(`plain get of ${KEYS} keys (32-byte values) owned by node B of a 2-node cluster; ${SECONDS} s per case`);
+    console.table(rows);
+  } finally {
+    await Promise.all(nodes.map((n) => stop(n.proc)));
   }
-  console.log(`plain get of ${KEYS} keys (32-byte values) owned by node B of a 2-node cluster; ${SECONDS} s per case`);
-  console.table(rows);
+}
+
+/** Resolves once something accepts TCP connections on the port (nutcracker answers no `version`). */
+async function waitForListen(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      (await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } })).end();
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`nothing listening on ${port} after ${timeoutMs} ms`);
+      await Bun.sleep(50);
+    }
+  }
+}
+
+/** Two memcached behind a nutcracker pool (ketama, md5); returns nutcracker's port. */
+async function startTwemproxy(workDir: string): Promise<{ port: number; procs: Subprocess[] }> {
+  const asRoot = process.getuid?.() === 0 ? ["-u", "root"] : [];
+  const mcPorts = [freePort(), freePort()];
+  const procs = mcPorts.map((port, i) => spawnLogged(["memcached", "-t", "1", "-m", "64", "-U", "0", "-l", "127.0.0.1", "-p", String(port), ...asRoot], join(workDir, `mc${i}.log`)));
+  await Promise.all(mcPorts.map((port, i) => waitForMemcache(procs[i], port, join(workDir, `mc${i}.log`), 10_000)));
+  const port = freePort();
+  const yaml =
+    `pool:\n  listen: 127.0.0.1:${port}\n  hash: md5\n  distribution: ketama\n  timeout: 2000\n  servers:\n` +
+    mcPorts.map((p) => `   - 127.0.0.1:${p}:1\n`).join("");
+  writeFileSync(join(workDir, "nutcracker.yml"), yaml);
+  procs.push(
+    spawnLogged(["nutcracker", "-c", join(workDir, "nutcracker.yml"), "-o", join(workDir, "nutcracker.log"), "-s", String(freePort()), "-a", "127.0.0.1", "-p", join(workDir, "nc.pid")], join(workDir, "nc.out")),
+  );
+  await waitForListen(port, 10_000);
+  return { port, procs };
+}
+
+const MEMASLAP_LOADS: readonly { name: string; load: MemaslapLoad }[] = [
+  { name: "get:set 9:1, 32 B", load: { valueBytes: 32, keyBytes: 32, setRatio: 0.1, keysPerGet: 1, connections: 32 } },
+  { name: "16-key multiget, 32 B (ops = keys)", load: { valueBytes: 32, keyBytes: 32, setRatio: 0.1, keysPerGet: 16, connections: 32 } },
+];
+
+function misses(r: MemaslapResult): string {
+  return `${r.clientGetMisses}/${r.clientGets}${r.anomalies > 0 ? ` (${r.anomalies} odd lines: ${r.firstAnomaly})` : ""}`;
+}
+
+async function sideBySide(workDir: string): Promise<void> {
+  const twem = await startTwemproxy(workDir);
+  const nodes = await startCluster(workDir);
+  try {
+    const rows: Record<string, string | number>[] = [];
+    const config = join(workDir, "memaslap.cfg");
+    for (const [i, { name, load }] of MEMASLAP_LOADS.entries()) {
+      const runTwem = (): Promise<MemaslapResult> => runMemaslap(twem.port, load, SECONDS, config, 2);
+      const runOurs = (): Promise<MemaslapResult> => runMemaslap(nodes[0].port, load, SECONDS, config, 2);
+      let twemResult: MemaslapResult;
+      let ours: MemaslapResult;
+      if (i % 2 === 0) {
+        twemResult = await runTwem();
+        ours = await runOurs();
+      } else {
+        ours = await runOurs();
+        twemResult = await runTwem();
+      }
+      rows.push({
+        load: name,
+        "nutcracker + 2 memcached (ops/s)": twemResult.opsPerSec.toLocaleString("en-US"),
+        "cacheismo 2-node cluster (ops/s)": ours.opsPerSec.toLocaleString("en-US"),
+        "cacheismo / nutcracker": (ours.opsPerSec / twemResult.opsPerSec).toFixed(2),
+        "get misses (nutcracker; cacheismo)": `${misses(twemResult)}; ${misses(ours)}`,
+      });
+    }
+    console.log(`memcaslap -T 2 -c 32 through one entry point each, ${SECONDS} s per case`);
+    console.table(rows);
+    const { connections, depth } = SHAPES[1];
+    console.log(`plain get of ${KEYS} keys owned by node B, Bun load generator, ${SECONDS} s per case`);
+    console.table([await forwardingRow(nodes, connections, depth)]);
+  } finally {
+    await Promise.all([...nodes.map((n) => stop(n.proc)), ...twem.procs.map((p) => stop(p))]);
+  }
+}
+
+killAllOnSignal();
+const workDir = mkdtempSync(join(tmpdir(), "cacheismo-forwarding-"));
+try {
+  await (SIDE_BY_SIDE ? sideBySide(workDir) : forwardingCost(workDir));
 } finally {
-  await Promise.all(nodes.map((n) => stop(n.proc)));
   rmSync(workDir, { recursive: true, force: true });
 }

@@ -1,6 +1,8 @@
 // Throughput of cacheismo vs Debian's memcached under the same memcaslap load.
 //
-//   bun run bench/throughput.ts [--seconds N] [--rounds N] [--target "<command with {port}>"]
+//   bun run bench/throughput.ts [--seconds N] [--rounds N] [--threads N] [--target "<command with {port}>"]
+//
+// --threads N (default 1): memcached -t N, cacheismo -t N and N memcaslap threads, unpinned.
 //
 // Per workload and round, each server (memcached, then the target; reversed on even
 // rounds) is started fresh, driven by memcaslap for --seconds, and stopped. The table
@@ -57,51 +59,60 @@ function clientHitRatio(r: MemaslapResult): number | undefined {
 
 const percent = (ratio: number | undefined): string => (ratio === undefined ? "n/a" : `${(ratio * 100).toFixed(2)}%`);
 
-function parseOptions(): { seconds: number; rounds: number; target: string } {
+function parseOptions(): { seconds: number; rounds: number; threads: number; target: string } {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
     options: {
       seconds: { type: "string", default: "10" },
       rounds: { type: "string", default: "2" },
+      threads: { type: "string", default: "1" },
       target: { type: "string", default: `bun run src/main.ts -p {port} -m ${MEMORY_MB}` },
     },
   });
   const seconds: number = Number(values.seconds);
   const rounds: number = Number(values.rounds);
+  const threads: number = Number(values.threads);
+  if (!Number.isInteger(threads) || threads < 1) throw new Error("--threads must be a positive integer");
   if (!Number.isInteger(seconds) || seconds < 1) throw new Error("--seconds must be a positive integer");
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error("--rounds must be a positive integer");
   if (!values.target.includes("{port}")) throw new Error('--target must contain "{port}"');
-  return { seconds, rounds, target: values.target };
+  return { seconds, rounds, threads, target: values.target };
 }
 
-/** The target command split on whitespace (no shell quoting); -m is appended if absent so both servers get the same memory. */
-function targetSpec(template: string): ServerSpec {
+/**
+ * The target command split on whitespace (no shell quoting); -m and -t are appended if absent so
+ * both servers get the same memory and threads.
+ */
+function targetSpec(template: string, threads: number): ServerSpec {
   const words: string[] = template.trim().split(/\s+/);
   if (!words.includes("-m") && !words.includes("--memory-limit")) words.push("-m", String(MEMORY_MB));
+  if (!words.includes("-t") && !words.includes("--threads")) words.push("-t", String(threads));
   return { name: "cacheismo", command: words };
 }
 
-const memcachedSpec: ServerSpec = {
-  name: "memcached",
-  command: [
-    "memcached", "-t", "1", "-m", String(MEMORY_MB), "-U", "0", "-l", "127.0.0.1", "-p", "{port}",
-    ...(process.getuid?.() === 0 ? ["-u", "root"] : []), // memcached refuses to run as root without -u
-  ],
-};
+function memcachedSpec(threads: number): ServerSpec {
+  return {
+    name: "memcached",
+    command: [
+      "memcached", "-t", String(threads), "-m", String(MEMORY_MB), "-U", "0", "-l", "127.0.0.1", "-p", "{port}",
+      ...(process.getuid?.() === 0 ? ["-u", "root"] : []), // memcached refuses to run as root without -u
+    ],
+  };
+}
 
 function commandOutput(argv: string[]): string {
   const result = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
   return (result.stdout.toString() + result.stderr.toString()).trim().split("\n")[0] ?? "";
 }
 
-function printMachine(servers: ServerSpec[]): void {
+function printMachine(servers: ServerSpec[], threads: number): void {
   console.log("## Machine\n");
   console.log(`- nproc: ${commandOutput(["nproc"])}`);
   console.log(`- bun --version: ${commandOutput(["bun", "--version"])}`);
   console.log(`- memcached -V: ${commandOutput(["memcached", "-V"])}`);
   // Other processes on a 2-core box skew numbers; the load average at start hints at that.
   console.log(`- load average at start: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-  console.log(`- load generator: ${commandOutput(["memcaslap", "--version"])} (1 thread)`);
+  console.log(`- load generator: ${commandOutput(["memcaslap", "--version"])} (${threads} thread${threads > 1 ? "s" : ""})`);
   for (const spec of servers) console.log(`- ${spec.name}: \`${spec.command.join(" ")}\``);
   console.log("");
 }
@@ -118,7 +129,7 @@ async function getCounters(port: number): Promise<{ hits: number; misses: number
  * memcached whose 64 MB is full from an earlier run answers a new run's stores with
  * "SERVER_ERROR out of memory storing object" and misses (seen with 4 KB values).
  */
-async function measure(workload: Workload, spec: ServerSpec, round: number, seconds: number, workDir: string): Promise<Run> {
+async function measure(workload: Workload, spec: ServerSpec, round: number, seconds: number, threads: number, workDir: string): Promise<Run> {
   const run: Run = { workload: workload.name, server: spec.name, round, result: undefined, error: undefined, serverHitRatio: undefined };
   process.stderr.write(`  round ${round} ${spec.name} ... `);
   const port: number = freePort();
@@ -127,7 +138,7 @@ async function measure(workload: Workload, spec: ServerSpec, round: number, seco
   await waitForMemcache(proc, port, logPath, STARTUP_TIMEOUT_MS); // a server that can't start ends the bench
   try {
     const before = await getCounters(port);
-    run.result = await runMemaslap(port, workload, seconds, join(workDir, "memaslap.cfg"));
+    run.result = await runMemaslap(port, workload, seconds, join(workDir, "memaslap.cfg"), threads);
     const after = await getCounters(port);
     if (before && after) {
       const hits: number = after.hits - before.hits;
@@ -197,8 +208,8 @@ function printReport(runs: Run[], rounds: number): boolean {
 
 async function main(): Promise<void> {
   const options = parseOptions();
-  const servers: ServerSpec[] = [memcachedSpec, targetSpec(options.target)];
-  printMachine(servers);
+  const servers: ServerSpec[] = [memcachedSpec(options.threads), targetSpec(options.target, options.threads)];
+  printMachine(servers, options.threads);
 
   const workDir: string = mkdtempSync(join(tmpdir(), "cacheismo-bench-"));
   const runs: Run[] = [];
@@ -209,7 +220,7 @@ async function main(): Promise<void> {
       for (let round = 1; round <= options.rounds; round++) {
         // Alternate who goes first so slow drift (thermal, noisy neighbours) hits both alike.
         const order: ServerSpec[] = round % 2 === 1 ? servers : [...servers].reverse();
-        for (const spec of order) runs.push(await measure(workload, spec, round, options.seconds, workDir));
+        for (const spec of order) runs.push(await measure(workload, spec, round, options.seconds, options.threads, workDir));
       }
     }
     clean = printReport(runs, options.rounds);

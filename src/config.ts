@@ -8,6 +8,7 @@ export interface Config {
   port: number;
   listen: string;
   memoryLimitMb: number;
+  threads: number;
   connLimit: number;
   maxItemSizeBytes: number;
   verbose: number;
@@ -25,6 +26,9 @@ export interface Config {
   self: string;
   hash: string;
   peerTimeoutMs: number;
+  serverFailureLimit: number;
+  autoEject: boolean;
+  serverRetryTimeoutMs: number;
   configFile: string;
   logFormat: string;
   metricsPort: number;
@@ -58,6 +62,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: "port", long: "port", short: "p", kind: "int", default: 11211, min: 0, max: 65535, help: "TCP port to listen on (0 picks a free one)" },
   { key: "listen", long: "listen", short: "l", kind: "string", default: "127.0.0.1", help: "interface to listen on" },
   { key: "memoryLimitMb", long: "memory-limit", short: "m", kind: "int", default: 64, min: 1, max: 1024 * 1024, help: "item memory in megabytes" },
+  { key: "threads", long: "threads", short: "t", kind: "int", default: 0, min: 0, max: 64, help: "threads serving the port (0 = the cores this process may use, at most 4)" },
   { key: "connLimit", long: "conn-limit", short: "c", kind: "int", default: 1024, min: 1, max: 1 << 20, live: true, help: "max simultaneous connections" },
   { key: "maxItemSizeBytes", long: "max-item-size", short: "I", kind: "size", default: MB, min: 1024, max: 1024 * MB, help: "max item size (header + key + value), e.g. 1m, 512k" },
   { key: "verbose", long: "verbose", short: "v", kind: "count", default: 0, live: true, help: "log more: -v adds events (info), -vv debug; warnings and errors always" },
@@ -75,6 +80,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: "self", long: "self", kind: "string", default: "", help: "this node's host:port as written in --peers" },
   { key: "hash", long: "hash", kind: "string", default: "md5", help: "key hash for the ketama continuum (twemproxy names: md5, fnv1a_64, murmur, ...)" },
   { key: "peerTimeoutMs", long: "peer-timeout-ms", kind: "int", default: 500, min: 1, max: 600000, help: "time a peer has to answer a forwarded request" },
+  { key: "serverFailureLimit", long: "server-failure-limit", kind: "int", default: 2, min: 1, max: 1000000, help: "consecutive failures (timeouts, connection errors) after which a peer is down (twemproxy's server_failure_limit)" },
+  { key: "autoEject", long: "auto-eject", kind: "flag", default: false, help: "take a down peer out of the continuum, its keys to the other nodes, as twemproxy's auto_eject_hosts" },
+  { key: "serverRetryTimeoutMs", long: "server-retry-timeout", kind: "int", default: 30000, min: 1, max: 86400000, help: "with --auto-eject, ms an ejected peer stays out before it is probed to rejoin (twemproxy's server_retry_timeout)" },
   { key: "configFile", long: "config", kind: "string", default: "", cliOnly: true, help: "TOML file of options, keyed by long option name (memory-limit = 64); flags override it" },
   { key: "logFormat", long: "log-format", kind: "string", default: "logfmt", choices: ["logfmt", "json"], live: true, help: "log line format on stderr: logfmt or json" },
   { key: "metricsPort", long: "metrics-port", kind: "int", default: 0, min: 0, max: 65535, help: "HTTP port for /metrics (Prometheus) and /healthz on the listen address (0 = off)" },

@@ -10,7 +10,8 @@ import { resolve } from "node:path";
 import { type Config, defaultConfig, toArgs, withOptions } from "./config.ts";
 import { LatencyHistograms, type MetricsServer, startMetrics } from "./metrics.ts";
 import { CacheServer } from "./server.ts";
-import { statsLines } from "./stats.ts";
+import { type StatsSource, statsLines } from "./stats.ts";
+import { WorkerPool } from "./worker-pool.ts";
 
 /** Any option of the command line, by its camelCase key (see OPTIONS in config.ts). */
 export type ServerOptions = Partial<Omit<Config, "help" | "version" | "configFile">>;
@@ -31,8 +32,10 @@ export interface RunningServer extends AsyncDisposable {
 }
 
 export interface InProcessServer extends RunningServer {
-  /** The server itself, for tests that inspect the store. */
-  readonly server: CacheServer;
+  /** The server itself, for tests that inspect the store (null with threads above 1: see pool). */
+  readonly server: CacheServer | null;
+  /** With threads above 1: the worker threads serving the port, and the shared store. */
+  readonly pool: WorkerPool | null;
   /** The histograms /metrics serves (the protocol records into them); null without metricsPort. */
   readonly latency: LatencyHistograms | null;
 }
@@ -50,39 +53,60 @@ export interface SpawnOptions extends ServerOptions {
   startTimeoutMs?: number;
 }
 
-/** Runs a server inside this process. */
+/**
+ * Runs a server inside this process: on this thread unless `threads` asks for more (then a pool
+ * of worker threads of this process serves the port).
+ */
 export async function startServer(options: ServerOptions = {}): Promise<InProcessServer> {
-  const config = withOptions({ ...defaultConfig(), port: 0 }, options);
+  const config = withOptions({ ...defaultConfig(), port: 0, threads: 1 }, options);
   // As in main.ts: commands are timed only when /metrics serves the timings.
-  const latency = config.metricsPort > 0 ? new LatencyHistograms() : null;
-  const server = new CacheServer(config, { latency });
-  await server.start();
+  const timed = config.metricsPort > 0;
+  let server: CacheServer | null = null;
+  let pool: WorkerPool | null = null;
+  let latency: LatencyHistograms | null = null;
+  if (config.threads > 1) {
+    pool = new WorkerPool(config, config.threads, {
+      log: () => {},
+      shutdown: () => void stop(),
+      crashed: (thread, reason) => {
+        throw new Error(`cacheismo worker thread ${thread} died: ${reason}`);
+      },
+    });
+    await pool.start(timed);
+  } else {
+    latency = timed ? new LatencyHistograms() : null;
+    server = new CacheServer(config, { latency });
+    await server.start();
+  }
+  const source: StatsSource = (pool ?? server)!;
+  const port = pool?.port ?? server!.port;
   let running = true;
   let metrics: MetricsServer | null = null;
-  if (latency !== null) {
-    try {
-      metrics = startMetrics({ hostname: config.listen, port: config.metricsPort, source: server, latency, healthy: () => running });
-    } catch (e) {
-      await server.stop();
-      throw e;
-    }
-  }
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
       running = false;
       await metrics?.stop();
-      await server.stop();
+      await (pool?.drain(0) ?? server!.stop());
     })());
+  if (timed) {
+    try {
+      metrics = startMetrics({ hostname: config.listen, port: config.metricsPort, source, latency: () => latency ?? pool!.latency(), healthy: () => running });
+    } catch (e) {
+      await stop();
+      throw e;
+    }
+  }
   return {
     host: config.listen,
-    port: server.port,
-    url: `memcached://${config.listen}:${server.port}`,
+    port,
+    url: `memcached://${config.listen}:${port}`,
     metricsUrl: metrics ? `http://${config.listen}:${metrics.port}/metrics` : null,
-    stats: async () => Object.fromEntries((statsLines(server, "") ?? []).map(([k, v]) => [k, String(v)])),
-    flush: async () => server.store.flushAll(),
+    stats: async () => Object.fromEntries((statsLines(source, "") ?? []).map(([k, v]) => [k, String(v)])),
+    flush: async () => source.store.lock.hold(() => source.store.flushAll()),
     stop,
     server,
+    pool,
     latency,
     [Symbol.asyncDispose]: stop,
   };

@@ -9,7 +9,22 @@ import { applyReload, type Config, ConfigError, helpText, loadConfig } from "./c
 import { type Level, type LogFormat, Logger } from "./log.ts";
 import { LatencyHistograms, type MetricsServer, startMetrics } from "./metrics.ts";
 import { CacheServer } from "./server.ts";
+import type { StatsSource } from "./stats.ts";
 import { COMMIT, VERSION } from "./version.ts";
+import { threadCount, WorkerPool, WorkerStartError } from "./worker-pool.ts";
+
+/** What main drives, whether one thread serves the port or a pool of workers. */
+interface Serving {
+  readonly port: number;
+  readonly source: StatsSource;
+  /** The command latencies /metrics renders (null without --metrics-port). */
+  latency(): LatencyHistograms | null;
+  /** Opens the port (and starts the threads); rejects when it cannot. */
+  listen(): Promise<void>;
+  drain(timeoutMs: number): Promise<void>;
+  /** SIGHUP: apply the running config (live options changed) and reload the scripts; their errors. */
+  reload(config: Config): Promise<string[]>;
+}
 
 async function main(argv: readonly string[]): Promise<void> {
   let config: Config;
@@ -30,77 +45,76 @@ async function main(argv: readonly string[]): Promise<void> {
   }
 
   const log = new Logger({ format: config.logFormat as LogFormat, verbose: config.verbose });
-  // With /metrics on, the protocol times each command into it (two clock reads per request, so
-  // only then).
-  const latency = config.metricsPort > 0 ? new LatencyHistograms() : null;
-  let server: CacheServer;
+  const threads = threadCount(config.threads);
+  let serving: Serving;
   try {
-    server = new CacheServer(config, {
-      latency,
-      log: (level, msg) => log.log(level as Level, msg),
-      onShutdown: () => {
-        log.info("stopped by the shutdown command");
-        process.exit(0);
-      },
-    });
+    serving = threads === 1 ? alone(config, log) : pool(config, threads, log);
   } catch (e) {
     // Settings that only make sense together (--cluster, --peers, --self, --hash, --auth-file).
     process.stderr.write(`cacheismo: ${(e as Error).message}\n`);
     process.exit(2);
   }
-  try {
-    await server.start();
-  } catch (e) {
-    log.error("cannot listen", { addr: `${config.listen}:${config.port}`, error: (e as Error).message });
-    process.exit(1);
-  }
 
+  // Signals are handled from here on: one that comes while the port opens waits for it.
   let stopping = false;
   let metrics: MetricsServer | null = null;
-  if (latency !== null) {
-    try {
-      metrics = startMetrics({ hostname: config.listen, port: config.metricsPort, source: server, latency, healthy: () => !stopping });
-    } catch (e) {
-      log.error("cannot serve metrics", { addr: `${config.listen}:${config.metricsPort}`, error: (e as Error).message });
-      process.exit(1);
-    }
-  }
-  log.info("listening", {
-    addr: `${config.listen}:${server.port}`,
-    memory_mb: config.memoryLimitMb,
-    metrics: metrics ? `${config.listen}:${metrics.port}` : "off",
-    config: config.configFile || "none",
-    version: VERSION,
-    commit: COMMIT,
-  });
-
+  let listening: Promise<void> = Promise.resolve();
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) {
       log.warn("second signal: exiting without waiting", { signal });
       process.exit(1);
     }
     stopping = true;
+    await listening;
     const timeoutMs = config.shutdownTimeoutSeconds * 1000;
     log.info("shutting down", { signal, timeout_s: config.shutdownTimeoutSeconds });
     // drain() closes each connection once it has finished what it started, and the rest at the deadline.
-    await server.drain(timeoutMs);
+    await serving.drain(timeoutMs);
     await metrics?.stop();
     log.info("stopped", { signal });
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
-
   let reloading = Promise.resolve();
   process.on("SIGHUP", () => {
     // Signals can arrive faster than a reload finishes; run them one after another.
-    reloading = reloading.then(() => reload(argv, config, log, server));
+    reloading = reloading.then(() => listening).then(() => reload(argv, config, log, serving));
+  });
+
+  // /metrics first, so that it answers once the cache port does.
+  if (config.metricsPort > 0) {
+    try {
+      metrics = startMetrics({ hostname: config.listen, port: config.metricsPort, source: serving.source, latency: () => serving.latency()!, healthy: () => !stopping });
+    } catch (e) {
+      log.error("cannot serve metrics", { addr: `${config.listen}:${config.metricsPort}`, error: (e as Error).message });
+      process.exit(1);
+    }
+  }
+  listening = serving.listen();
+  try {
+    await listening;
+  } catch (e) {
+    if (e instanceof WorkerStartError && e.settings) {
+      process.stderr.write(`cacheismo: ${e.message}\n`);
+      process.exit(2);
+    }
+    log.error("cannot listen", { addr: `${config.listen}:${config.port}`, error: (e as Error).message });
+    process.exit(1);
+  }
+  log.info("listening", {
+    addr: `${config.listen}:${serving.port}`,
+    memory_mb: config.memoryLimitMb,
+    threads,
+    metrics: metrics ? `${config.listen}:${metrics.port}` : "off",
+    config: config.configFile || "none",
+    version: VERSION,
+    commit: COMMIT,
   });
 }
 
-
 /** SIGHUP: config file again (flags still win), live options into the running config, scripts. */
-async function reload(argv: readonly string[], running: Config, log: Logger, server: CacheServer): Promise<void> {
+async function reload(argv: readonly string[], running: Config, log: Logger, serving: Serving): Promise<void> {
   let next: Config;
   try {
     next = loadConfig(argv);
@@ -113,12 +127,66 @@ async function reload(argv: readonly string[], running: Config, log: Logger, ser
   for (const c of applied) log.info("config changed", { option: c.option.long, from: c.from, to: c.to });
   for (const c of needRestart) log.warn("config change needs a restart", { option: c.option.long, running: c.from, file: c.to });
   try {
-    const scripts = await server.reloadScripts();
+    const scripts = await serving.reload(running);
     for (const error of scripts) log.error("script load error", { error });
     log.info("reloaded", { config: running.configFile || "none", changed: applied.length, pending_restart: needRestart.length, script_errors: scripts.length });
   } catch (e) {
     log.error("script reload failed; keeping the loaded scripts", { error: (e as Error).message });
   }
+}
+
+/** One thread: the server runs in this one, as before there were workers. Throws on bad settings. */
+function alone(config: Config, log: Logger): Serving {
+  // With /metrics on, the protocol times each command into it (two clock reads per request, so
+  // only then).
+  const latency = config.metricsPort > 0 ? new LatencyHistograms() : null;
+  const server = new CacheServer(config, {
+    latency,
+    log: (level, msg) => log.log(level as Level, msg),
+    onShutdown: () => {
+      log.info("stopped by the shutdown command");
+      process.exit(0);
+    },
+  });
+  return {
+    get port() {
+      return server.port;
+    },
+    source: server,
+    latency: () => latency,
+    listen: () => server.start(),
+    drain: (timeoutMs) => server.drain(timeoutMs),
+    reload: () => server.reloadScripts(),
+  };
+}
+
+/**
+ * Several threads: a pool of workers on one port over shared memory; this thread only steers.
+ * Bad settings show when the workers build their servers (listen rejects with WorkerStartError).
+ */
+function pool(config: Config, threads: number, log: Logger): Serving {
+  const workers: WorkerPool = new WorkerPool(config, threads, {
+    log: (level, msg) => log.log(level as Level, msg),
+    shutdown: () => {
+      log.info("stopped by the shutdown command");
+      void workers.drain(config.shutdownTimeoutSeconds * 1000).then(() => process.exit(0));
+    },
+    crashed: (thread, reason) => {
+      log.error("a worker thread died; exiting so that the service manager restarts the server", { thread, reason });
+      process.exit(1);
+    },
+  });
+  const timed = config.metricsPort > 0;
+  return {
+    get port() {
+      return workers.port;
+    },
+    source: workers,
+    latency: () => (timed ? workers.latency() : null),
+    listen: () => workers.start(timed),
+    drain: (timeoutMs) => workers.drain(timeoutMs),
+    reload: (running) => workers.reload(running),
+  };
 }
 
 void main(process.argv.slice(2));

@@ -12,9 +12,9 @@ import type { Scripting } from "./scripting/engine.ts";
 import { MAX_RELATIVE_EXPTIME } from "./store/clock.ts";
 import { StoreObjectAccess } from "./store/object-access.ts";
 import { R_TOO_MANY_CONNECTIONS } from "./protocol/replies.ts";
-import { Counters, type StatsSource } from "./stats.ts";
+import { type Counters, CounterTable, type StatsSource } from "./stats.ts";
 import type { EvictionName } from "./store/policy.ts";
-import { Store } from "./store/store.ts";
+import { createStoreMemory, Store, type StoreMemory } from "./store/store.ts";
 
 interface Connection {
   readonly protocol: TextProtocol;
@@ -54,9 +54,39 @@ const MIN_INPUT_BETWEEN_GC_BYTES = 512 * 1024;
 /** Input after which the server collects whatever the headroom (a large, part-filled arena). */
 const MAX_INPUT_BETWEEN_GC_BYTES = 64 * 1024 * 1024;
 
+/**
+ * What the threads serving one port share: the store, every thread's counters, and the count of
+ * open connections (-c is one limit for the whole process).
+ */
+export interface ServerMemory {
+  readonly store: StoreMemory;
+  readonly counters: SharedArrayBuffer;
+  readonly connections: SharedArrayBuffer;
+}
+
+export function createServerMemory(config: Config, threads: number): ServerMemory {
+  return {
+    store: createStoreMemory(config.memoryLimitMb * 1024 * 1024, config.eviction as EvictionName),
+    counters: CounterTable.create(threads).buffer,
+    connections: new SharedArrayBuffer(4),
+  };
+}
+
+/** Which of the threads serving one port a server is. */
+export interface ThreadPlace {
+  readonly memory: ServerMemory;
+  readonly thread: number;
+  readonly threads: number;
+}
+
 export class CacheServer implements StatsSource {
   readonly store: Store;
-  readonly counters = new Counters();
+  readonly counterTable: CounterTable;
+  /** This thread's row of the counter table. */
+  readonly counters: Counters;
+  readonly threads: number;
+  /** Open connections of every thread, changed with Atomics. */
+  private readonly openConnections: Int32Array;
   readonly startedAt: number;
   readonly extraStats: (() => [string, string | number][])[];
   readonly router: ClusterRouter | null;
@@ -73,19 +103,30 @@ export class CacheServer implements StatsSource {
   /** See RSS_CEILING_SLACK_BYTES; set once listening. */
   private rssCeiling = 0;
 
+  /** Alone (one thread, its own memory) or as `place.thread` of the threads sharing `place.memory`. */
   constructor(
     readonly config: Config,
     private readonly hooks: ServerHooks = {},
+    place: ThreadPlace | null = null,
   ) {
-    this.store = new Store({
-      memoryBytes: config.memoryLimitMb * 1024 * 1024,
-      maxItemBytes: config.maxItemSizeBytes,
-      eviction: config.eviction as EvictionName,
-    });
+    const memory = place?.memory ?? createServerMemory(config, 1);
+    this.store = new Store({ memory: memory.store, memoryBytes: 0, maxItemBytes: config.maxItemSizeBytes });
+    this.counterTable = new CounterTable(memory.counters);
+    this.counters = this.counterTable.rows[place?.thread ?? 0];
+    this.threads = place?.threads ?? 1;
+    this.openConnections = new Int32Array(memory.connections);
     this.startedAt = this.store.clock.now;
     this.extraStats = [...(hooks.extraStats ?? [])];
     this.router = config.cluster
-      ? new ClusterRouter({ peers: config.peers, self: config.self || `${config.listen}:${config.port}`, hash: config.hash, peerTimeoutMs: config.peerTimeoutMs })
+      ? new ClusterRouter({
+          peers: config.peers,
+          self: config.self || `${config.listen}:${config.port}`,
+          hash: config.hash,
+          peerTimeoutMs: config.peerTimeoutMs,
+          failureLimit: config.serverFailureLimit,
+          autoEject: config.autoEject,
+          retryTimeoutMs: config.serverRetryTimeoutMs,
+        })
       : null;
     const router = this.router;
     if (router !== null) this.extraStats.push(() => router.statsLines());
@@ -128,7 +169,9 @@ export class CacheServer implements StatsSource {
         timeoutMs: config.scriptTimeoutMs,
         memoryMb: config.scriptMemoryMb,
         log: this.hooks.log,
-        peerTimeoutMs: config.peerTimeoutMs,
+        // Half the forwarding timeout: a virtual key forwarded here from another node answers (nil
+        // for a slow peer) before that node gives up on it.
+        peerTimeoutMs: Math.max(1, Math.floor(config.peerTimeoutMs / 2)),
         hash: config.hash,
         cluster: self === undefined ? null : { peers: config.peers, self: `${self.host}:${self.port}` },
       });
@@ -146,6 +189,8 @@ export class CacheServer implements StatsSource {
     this.listener = Bun.listen<Connection>({
       hostname: this.config.listen,
       port: this.config.port,
+      // Every thread listens on the same port; the kernel spreads connections over them.
+      reusePort: this.threads > 1,
       // A client may send its requests and shut down its side (printf … | nc): memcached still
       // answers them, so the server closes only once its replies are out.
       allowHalfOpen: true,
@@ -172,7 +217,10 @@ export class CacheServer implements StatsSource {
         close(socket) {
           socket.data.closed = true;
           server.sockets.delete(socket);
-          if (!socket.data.rejected) server.counters.curr_connections--;
+          if (!socket.data.rejected) {
+            server.counters.curr_connections--;
+            Atomics.sub(server.openConnections, 0, 1);
+          }
         },
         error(socket, error) {
           server.hooks.log?.("warn", `connection error: ${error.message}`);
@@ -217,7 +265,8 @@ export class CacheServer implements StatsSource {
   }
 
   private open(socket: Socket<Connection>): void {
-    const rejected = this.counters.curr_connections >= this.config.connLimit;
+    const rejected = Atomics.add(this.openConnections, 0, 1) >= this.config.connLimit;
+    if (rejected) Atomics.sub(this.openConnections, 0, 1);
     const protocol = new TextProtocol(this.context);
     socket.data = { protocol, paused: false, rejected, closed: false, lastActive: Date.now(), inputEnded: false };
     protocol.onWake = () => {
@@ -241,12 +290,12 @@ export class CacheServer implements StatsSource {
     const out = protocol.out;
     const limit = this.config.maxConnBufferBytes;
     for (;;) {
-      const sendable = out.length - protocol.held;
+      const sendable = protocol.sendable;
       if (sendable > 0) {
         const written = socket.write(out.bytes, 0, sendable);
         if (written > 0) {
           this.counters.bytes_written += written;
-          out.consume(written);
+          protocol.consume(written);
         }
       }
       if (protocol.blocked && !protocol.waiting && out.length < limit) {
@@ -267,7 +316,7 @@ export class CacheServer implements StatsSource {
       conn.paused = false;
       socket.resume();
     }
-    if (out.length === 0 && (protocol.closing || (conn.inputEnded && !protocol.waiting))) socket.end();
+    if (out.length === 0 && !protocol.unanswered && (protocol.closing || conn.inputEnded)) socket.end();
   }
 
   /**
@@ -302,18 +351,21 @@ export class CacheServer implements StatsSource {
     for (const socket of this.sockets) {
       const conn = socket.data;
       // A connection waiting on a peer, or with unsent replies, is not idle.
-      if (conn.lastActive <= cutoff && !conn.protocol.waiting && conn.protocol.out.length === 0) socket.end();
+      if (conn.lastActive <= cutoff && !conn.protocol.unanswered && conn.protocol.out.length === 0) socket.end();
     }
   }
 
   private flushAll(delaySeconds: number): void {
-    // As in memcached, a later flush_all, immediate or delayed, replaces a pending delayed one.
+    // As in memcached, a later flush_all, immediate or delayed, replaces a pending delayed one:
+    // the store's flush plan says which one is current, whichever thread took it.
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
+    const store = this.store;
     if (delaySeconds <= 0) {
-      this.store.flushAll();
+      store.lock.hold(() => store.flushAll());
       return;
     }
+    const plan = store.lock.hold(() => store.planFlush());
     // The delay follows the exptime rules (above 30 days: a unix time). A timer longer than
     // 2^31 - 1 ms fires at once, so a longer wait is taken in steps.
     const atMs = delaySeconds > MAX_RELATIVE_EXPTIME ? delaySeconds * 1000 : Date.now() + delaySeconds * 1000;
@@ -321,7 +373,7 @@ export class CacheServer implements StatsSource {
       this.flushTimer = setTimeout(() => {
         if (Date.now() < atMs) return arm();
         this.flushTimer = undefined;
-        this.store.flushAll();
+        store.lock.hold(() => store.flushIfPlanned(plan));
       }, Math.min(atMs - Date.now(), MAX_TIMER_MS));
     };
     arm();

@@ -1,50 +1,105 @@
 /**
  * Server counters under memcached's stat names (dashboards depend on them: never rename one),
- * and the text of each `stats` group.
+ * per thread in shared memory, and the text of each `stats` group.
  */
 import type { Config } from "./config.ts";
 import type { Store } from "./store/store.ts";
 import { VERSION } from "./version.ts";
 
-export class Counters {
-  cmd_get = 0;
-  cmd_set = 0;
-  cmd_flush = 0;
-  cmd_touch = 0;
-  get_hits = 0;
-  get_misses = 0;
-  get_flushed = 0;
-  delete_misses = 0;
-  delete_hits = 0;
-  incr_misses = 0;
-  incr_hits = 0;
-  decr_misses = 0;
-  decr_hits = 0;
-  cas_misses = 0;
-  cas_hits = 0;
-  cas_badval = 0;
-  touch_hits = 0;
-  touch_misses = 0;
-  auth_cmds = 0;
-  auth_errors = 0;
-  curr_connections = 0;
-  total_connections = 0;
-  rejected_connections = 0;
-  conn_yields = 0;
-  bytes_read = 0;
-  bytes_written = 0;
+/** Every counter, in the order `stats` lists them. */
+export const COUNTER_NAMES = [
+  "cmd_get",
+  "cmd_set",
+  "cmd_flush",
+  "cmd_touch",
+  "get_hits",
+  "get_misses",
+  "get_flushed",
+  "delete_misses",
+  "delete_hits",
+  "incr_misses",
+  "incr_hits",
+  "decr_misses",
+  "decr_hits",
+  "cas_misses",
+  "cas_hits",
+  "cas_badval",
+  "touch_hits",
+  "touch_misses",
+  "auth_cmds",
+  "auth_errors",
+  "curr_connections",
+  "total_connections",
+  "rejected_connections",
+  "conn_yields",
+  "bytes_read",
+  "bytes_written",
+] as const;
+export type CounterName = (typeof COUNTER_NAMES)[number];
 
+/**
+ * One thread's counters (`counters.cmd_get++`), kept in its own row of a CounterTable so that
+ * `stats` on any thread can sum every thread's rows. Each row has one writer.
+ */
+export interface Counters extends Record<CounterName, number> {}
+export class Counters {
+  constructor(readonly cells: Float64Array = new Float64Array(new SharedArrayBuffer(COUNTER_NAMES.length * 8))) {}
+}
+for (const [i, name] of COUNTER_NAMES.entries()) {
+  Object.defineProperty(Counters.prototype, name, {
+    get(this: Counters) {
+      return this.cells[i];
+    },
+    set(this: Counters, value: number) {
+      this.cells[i] = value;
+    },
+  });
+}
+
+const CURR_CONNECTIONS = COUNTER_NAMES.indexOf("curr_connections");
+
+/** Every thread's counters, one row each, in one SharedArrayBuffer. */
+export class CounterTable {
+  readonly rows: Counters[];
+
+  constructor(readonly buffer: SharedArrayBuffer) {
+    const width = COUNTER_NAMES.length;
+    const count = buffer.byteLength / (width * 8);
+    this.rows = Array.from({ length: count }, (_, r) => new Counters(new Float64Array(buffer, r * width * 8, width)));
+  }
+
+  static create(threads: number): CounterTable {
+    return new CounterTable(new SharedArrayBuffer(threads * COUNTER_NAMES.length * 8));
+  }
+
+  /** Each counter summed over the threads. */
+  totals(): Record<CounterName, number> {
+    const totals = {} as Record<CounterName, number>;
+    COUNTER_NAMES.forEach((name, i) => {
+      let sum = 0;
+      for (const row of this.rows) sum += row.cells[i];
+      totals[name] = sum;
+    });
+    return totals;
+  }
+
+  /** `stats reset`: every counter of every thread to zero but the live connection counts. */
   reset(): void {
-    const live = this.curr_connections;
-    Object.assign(this, new Counters());
-    this.curr_connections = live;
+    for (const row of this.rows) {
+      const live = row.cells[CURR_CONNECTIONS];
+      row.cells.fill(0);
+      row.cells[CURR_CONNECTIONS] = live;
+    }
   }
 }
 
 export interface StatsSource {
   readonly config: Config;
   readonly store: Store;
-  readonly counters: Counters;
+  /** Every thread's counters (one row for a single thread). */
+  readonly counterTable: CounterTable;
+  /** Worker threads serving the port. */
+  readonly threads: number;
   readonly startedAt: number;
   /** Extra `stats` lines from other parts (scripting, cluster), appended to the general group. */
   readonly extraStats: (() => [string, string | number][])[];
@@ -52,7 +107,7 @@ export interface StatsSource {
 
 /** Lines of a `stats [group]` reply, or null for an unknown group (memcached answers ERROR). */
 export function statsLines(src: StatsSource, group: string): [string, string | number][] | null {
-  const { store, counters, config } = src;
+  const { store, config } = src;
   const now = store.clock.now;
   switch (group) {
     case "": {
@@ -71,9 +126,9 @@ export function statsLines(src: StatsSource, group: string): [string, string | n
         ["rss", mem.rss],
         ["js_heap_used", mem.heapUsed],
       ];
-      for (const [k, v] of Object.entries(counters)) lines.push([k, v]);
+      for (const [k, v] of Object.entries(src.counterTable.totals())) lines.push([k, v]);
       lines.push(
-        ["threads", 1],
+        ["threads", src.threads],
         ["limit_maxbytes", store.limitBytes],
         ["bytes", store.bytesUsed],
         ["curr_items", store.itemCount],
@@ -83,6 +138,11 @@ export function statsLines(src: StatsSource, group: string): [string, string | n
         ["hash_bytes", store.hashBuckets * 4],
         ["arena_free_bytes", store.arena.freeUnits * 32],
       );
+      // Which thread took how many connections (-t above 1): the kernel spreads them over the threads.
+      if (src.threads > 1) {
+        const column = COUNTER_NAMES.indexOf("total_connections");
+        src.counterTable.rows.forEach((row, i) => lines.push([`thread${i}:total_connections`, row.cells[column]]));
+      }
       for (const extra of src.extraStats) lines.push(...extra());
       return lines;
     }
@@ -97,7 +157,7 @@ export function statsLines(src: StatsSource, group: string): [string, string | n
         ["evictions", "on"],
         ["growth_factor", "1.00"],
         ["chunk_size", 32],
-        ["num_threads", 1],
+        ["num_threads", src.threads],
         ["cas_enabled", "yes"],
         ["tcp_backlog", 1024],
         ["binding_protocol", "ascii"],

@@ -9,7 +9,7 @@ test("a graceful stop finishes a half-received request, then closes the connecti
   expect(await quiet.request("version\r\n")).toStartWith("VERSION ");
   busy.send("set k 0 0 10\r\n01234");
   await Bun.sleep(50);
-  const drained = handle.server.drain(3000);
+  const drained = handle.server!.drain(3000);
   await Bun.sleep(100);
   // The idle connection is closed at once; the busy one is still allowed to finish.
   expect(quiet.closed).toBe(true);

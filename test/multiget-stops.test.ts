@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { type Config, defaultConfig } from "../src/config.ts";
 import { type ProtocolContext, TextProtocol } from "../src/protocol/text.ts";
-import { Counters } from "../src/stats.ts";
+import { Counters, CounterTable } from "../src/stats.ts";
 import { Store } from "../src/store/store.ts";
 
 function protocolWith(config: Config, counters = new Counters(), virtualKey: ProtocolContext["virtualKey"] = null): TextProtocol {
@@ -15,7 +15,7 @@ function protocolWith(config: Config, counters = new Counters(), virtualKey: Pro
     store,
     counters,
     config,
-    stats: { config, store, counters, startedAt: store.clock.now, extraStats: [] },
+    stats: { config, store, counterTable: new CounterTable(counters.cells.buffer as SharedArrayBuffer), threads: 1, startedAt: store.clock.now, extraStats: [] },
     virtualKey,
     router: null,
     routingKey: null,

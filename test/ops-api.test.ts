@@ -83,6 +83,20 @@ describe.each(kinds)("%s", (_name, start) => {
   });
 });
 
+test("startServer runs one thread unless asked; threads: 2 serves one store from two worker threads", async () => {
+  const alone = await track(startServer({ memoryLimitMb: 4 }));
+  expect((await alone.stats()).threads).toBe("1");
+  const pooled = await track(startServer({ memoryLimitMb: 4, threads: 2 }));
+  expect(await setAndGet(pooled, "shared")).toBe("VALUE shared 0 6\r\nshared\r\nEND\r\n");
+  const stats = await pooled.stats();
+  expect(stats.threads).toBe("2");
+  expect(stats.curr_items).toBe("1");
+  await pooled.flush();
+  expect((await pooled.stats()).curr_items).toBe("0");
+  await pooled.stop();
+  expect(await isListening(pooled.port)).toBe(false);
+});
+
 test("many servers of both kinds run side by side, each with its own items", async () => {
   const servers = await Promise.all([
     track(startServer({ memoryLimitMb: 4 })),

@@ -80,6 +80,25 @@ describe("stats as Prometheus text", () => {
   });
 });
 
+describe("per-peer stats as Prometheus families", () => {
+  test("each per-peer stat is one family labelled by peer, the state a label of cacheismo_peer_state", () => {
+    const text = statsToPrometheus([
+      ["peer:10.0.0.2:11211:forwarded", 42],
+      ["peer:10.0.0.2:11211:state", "up"],
+      ["peer:10.0.0.2:11211:in_flight", 3],
+      ["peer:10.0.0.3:11211:forwarded", 7],
+      ["peer:10.0.0.3:11211:state", "ejected"],
+      ["peer:10.0.0.3:11211:in_flight", 0],
+      ["version", "0.1.0"],
+    ]);
+    expect(text).toContain('# TYPE cacheismo_peer_forwarded counter\ncacheismo_peer_forwarded{peer="10.0.0.2:11211"} 42\ncacheismo_peer_forwarded{peer="10.0.0.3:11211"} 7\n');
+    expect(text).toContain('# TYPE cacheismo_peer_in_flight gauge\ncacheismo_peer_in_flight{peer="10.0.0.2:11211"} 3\ncacheismo_peer_in_flight{peer="10.0.0.3:11211"} 0\n');
+    expect(text).toContain('cacheismo_peer_state{peer="10.0.0.3:11211",state="ejected"} 1\n');
+    expect(text).toContain('cacheismo_info{version="0.1.0"} 1\n');
+    expectValidExposition(text);
+  });
+});
+
 describe("/metrics and /healthz of a running server", () => {
   let server: InProcessServer;
   let base: string;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { defaultConfig } from "../src/config.ts";
 import { type RunningServer, startServer } from "../src/index.ts";
 import { type ProtocolContext, TextProtocol } from "../src/protocol/text.ts";
-import { Counters } from "../src/stats.ts";
+import { Counters, CounterTable } from "../src/stats.ts";
 import { Store } from "../src/store/store.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 
@@ -15,7 +15,7 @@ function freshProtocol(): TextProtocol {
     store,
     counters,
     config,
-    stats: { config, store, counters, startedAt: store.clock.now, extraStats: [] },
+    stats: { config, store, counterTable: new CounterTable(counters.cells.buffer as SharedArrayBuffer), threads: 1, startedAt: store.clock.now, extraStats: [] },
     virtualKey: null,
     router: null,
     routingKey: null,

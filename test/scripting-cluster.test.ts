@@ -258,7 +258,7 @@ describe("waiting without blocking", () => {
   test("while a script waits on a silent server, requests on other connections are served", async () => {
     const server = await startServer({ port: 0, virtualKeys: true, scriptsDir: scriptDir(`${addresses()}
       w = {}
-      function w.slow(cmd) return tostring(cmd:getFromServer(SILENT, "a")) end`), peerTimeoutMs: 1500 });
+      function w.slow(cmd) return tostring(cmd:getFromServer(SILENT, "a")) end`), peerTimeoutMs: 3000 }); // a Lua wait gets half: 1.5 s
     servers.push(server);
     const waiting = await connect(server.port);
     const other = await connect(server.port);

@@ -50,17 +50,17 @@ function counter(output: string, name: string): number {
 }
 
 /**
- * Drives 127.0.0.1:port for `seconds` with one memaslap thread (the server under
- * test gets the other core). Killed after seconds + 15 s if the server hangs it.
+ * Drives 127.0.0.1:port for `seconds` with `threads` memaslap threads (one by default: the server
+ * under test gets the other core). Killed after seconds + 15 s if the server hangs it.
  */
-export async function runMemaslap(port: number, load: MemaslapLoad, seconds: number, configPath: string): Promise<MemaslapResult> {
+export async function runMemaslap(port: number, load: MemaslapLoad, seconds: number, configPath: string, threads = 1): Promise<MemaslapResult> {
   writeConfig(configPath, load);
   const argv: string[] = [
     "memcaslap",
     "--servers", `127.0.0.1:${port}`,
     "--cfg_cmd", configPath,
     "--time", `${seconds}s`,
-    "--threads", "1",
+    "--threads", String(threads),
     "--concurrency", String(load.connections),
     "--win_size", "1k", // keys per connection; memaslap's minimum
     "--division", String(load.keysPerGet),

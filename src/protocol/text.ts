@@ -8,8 +8,9 @@
  */
 import type { AuthTable } from "../auth.ts";
 import { copyBytes } from "../bytes.ts";
+import { ReplyKind } from "../cluster/reply-shape.ts";
 import type { ClusterRouter } from "../cluster/router.ts";
-import { valueBlocksByKey } from "../cluster/multiget.ts";
+import type { ForwardingSession } from "../cluster/session.ts";
 import type { Config } from "../config.ts";
 import { parseCounter } from "../decimal.ts";
 import { latin1Bytes, latin1String } from "../latin1.ts";
@@ -77,8 +78,6 @@ const enum Step {
 
 const COMMAND_NAMES = ["get", "set", "gets", "add", "replace", "append", "prepend", "cas", "incr", "decr", "touch", "delete", "gat", "gats"] as const;
 
-const EMPTY = new Uint8Array(0);
-
 /** A reply part that is an error line (SERVER_ERROR, CLIENT_ERROR) rather than VALUE blocks. */
 function isErrorLine(part: Uint8Array): boolean {
   return part.length > 0 && part[0] !== 86; /* V */
@@ -124,17 +123,22 @@ export class TextProtocol {
   /** Set when parsing stopped because `out` reached --max-conn-buffer; `resume` goes on. */
   blocked = false;
   /**
-   * Set while a forwarded request is out, or while other connections go first (this one used its
-   * Lua time): later requests wait so replies keep their order.
+   * Set while parsing waits: for a virtual key's later reply, for other connections to go first
+   * (this one used its Lua time), or for one of its forwarded requests to be answered (it has as
+   * many out as it may).
    */
   waiting = false;
-  /** Called when a forwarded reply has arrived or the turn has come, and parsing may go on (the server flushes). */
+  /** Called when replies have arrived or the turn has come, and parsing may go on (the server flushes). */
   onWake: (() => void) | null = null;
   /**
    * Bytes at the end of `out` not to send yet: the reply so far of a multiget stopped to let other
    * connections go first. A virtual key failing later still replaces them with its error line.
    */
   held = 0;
+  /** With --cluster: the forwarded requests and where their replies go. */
+  private readonly session: ForwardingSession | null;
+  /** Parsing waits because the session has as many forwarded requests out as it may. */
+  private forwardsFull = false;
   private lineStart = 0;
   private lineEnd = 0;
   private authenticated: boolean;
@@ -176,11 +180,30 @@ export class TextProtocol {
 
   /** Nothing started and unfinished: no partial request, no forwarded request, no unsent reply. */
   get idle(): boolean {
-    return this.pendingLength === 0 && !this.waiting && this.out.length === 0;
+    return this.pendingLength === 0 && !this.unanswered && this.out.length === 0;
+  }
+
+  /** Replies owed: parsing waits, or forwarded replies are still to come. */
+  get unanswered(): boolean {
+    return this.waiting || (this.session !== null && this.session.unanswered > 0);
+  }
+
+  /** Bytes at the start of `out` that may be sent now. */
+  get sendable(): number {
+    const ready = this.out.length - this.held;
+    return this.session === null ? ready : Math.min(ready, this.session.sendable);
+  }
+
+  /** The first n bytes of `out` were sent. */
+  consume(n: number): void {
+    this.out.consume(n);
+    this.session?.consumed(n);
   }
 
   constructor(private readonly ctx: ProtocolContext) {
     this.authenticated = ctx.auth === null;
+    this.session = ctx.router === null ? null : ctx.router.session(this.out);
+    if (this.session !== null) this.session.onSettled = () => this.settled();
   }
 
   /** Parses as many requests of `chunk` (after any pending bytes) as output room allows. */
@@ -591,7 +614,16 @@ export class TextProtocol {
         return Lookup.Ok;
       }
     }
-    const it = touch ? store.getAndTouch(buf, k, klen, exptime) : store.get(buf, k, klen);
+    // One hold of the store lock covers the lookup and the copy: no other thread can change or
+    // free the item in between, so a value is never torn.
+    let it: number;
+    store.lock.lock();
+    try {
+      it = touch ? store.getAndTouch(buf, k, klen, exptime) : store.get(buf, k, klen);
+      if (it !== 0) this.writeValue(target, buf, k, klen, it, withCas);
+    } finally {
+      store.lock.unlock();
+    }
     if (it === 0) {
       counters.get_misses++;
       if (touch) counters.touch_misses++;
@@ -599,61 +631,54 @@ export class TextProtocol {
     }
     counters.get_hits++;
     if (touch) counters.touch_hits++;
-    this.writeValue(target, buf, k, klen, it, withCas);
     return Lookup.Ok;
   }
 
-  /** A multi-key retrieval whose keys live on several nodes: ask each owner, merge in key order. */
+  /**
+   * A retrieval with keys owned elsewhere. All on one other node: the line is forwarded as it is.
+   * Else each owner gets its keys and the replies are merged in key order (cluster/multiget.ts).
+   */
   private routedGet(buf: Uint8Array, first: number, withCas: boolean, touch: boolean, exptime: number): Step {
     const router = this.ctx.router!;
-    const command = latin1String(buf, this.lineStart, this.ends[first - 1]).trim();
-    const keys: string[] = [];
-    const local = new Map<string, Uint8Array | Promise<Uint8Array>>();
-    const byOwner = new Map<number, string[]>();
+    const session = this.session!;
+    let single = -2;
+    let keyCount = 0;
+    this.firstKey(first);
+    while (this.nextKey(buf)) {
+      const owner = this.ownerOf(buf, this.keyStart, this.keyEnd - this.keyStart);
+      if (single === -2) single = owner;
+      else if (single !== owner) single = -1;
+      keyCount++;
+    }
+    if (single >= 0) {
+      session.forwardGet(single, buf, this.lineStart, this.lineEnd, this.starts[first], this.lineEnd, keyCount);
+      return this.afterForward();
+    }
+    // The merge keeps a copy of the line: keys are found in it by offset.
+    const lineStart = this.lineStart;
+    const line = buf.slice(lineStart, this.lineEnd);
+    const merge = session.multiget(line);
     const scratch = this.scratch;
     this.firstKey(first);
     while (this.nextKey(buf)) {
       const k = this.keyStart;
       const klen = this.keyEnd - k;
-      const key = latin1String(buf, k, k + klen);
-      keys.push(key);
       const owner = this.ownerOf(buf, k, klen);
-      if (owner === router.selfIndex) {
-        scratch.length = 0;
-        const result = this.lookupInto(scratch, buf, k, klen, withCas, touch, exptime);
-        if (result === Lookup.Failed) {
-          this.out.put(scratch.bytes.subarray(0, scratch.length));
-          return Step.Done;
-        }
-        local.set(key, result === Lookup.Async ? this.asyncPart! : scratch.bytes.slice(0, scratch.length));
-      } else {
-        const list = byOwner.get(owner) ?? [];
-        list.push(key);
-        byOwner.set(owner, list);
+      if (owner !== router.selfIndex) {
+        merge.addRemote(owner, k - lineStart, k + klen - lineStart);
+        continue;
       }
+      scratch.length = 0;
+      const result = this.lookupInto(scratch, buf, k, klen, withCas, touch, exptime);
+      if (result === Lookup.Failed) {
+        // Nothing was sent yet: the script's error line answers the request.
+        this.out.put(scratch.bytes.subarray(0, scratch.length));
+        return Step.Done;
+      }
+      merge.addLocal(result === Lookup.Async ? this.asyncPart! : scratch.bytes.slice(0, scratch.length));
     }
-    const asks = [...byOwner].map(async ([owner, ownerKeys]) => {
-      const result = await router.forward(owner, latin1Bytes(`${command} ${ownerKeys.join(" ")}\r\n`));
-      if (!result.ok) return result.reply;
-      // An owner's error line (a failed script, say) is passed on as the request's reply.
-      return valueBlocksByKey(result.reply) ?? (result.reply[0] === 86 /* V */ ? router.unavailableReply(owner) : result.reply);
-    });
-    const localKeys = [...local.keys()];
-    this.deliver(
-      Promise.all([Promise.all(asks), Promise.all(local.values())]).then(([answers, localParts]) => {
-        const blocks = new Map<string, Uint8Array>();
-        for (const answer of answers) {
-          if (answer instanceof Uint8Array) return answer; // a failed owner fails the request
-          for (const [key, block] of answer) blocks.set(key, block);
-        }
-        for (let i = 0; i < localKeys.length; i++) {
-          if (isErrorLine(localParts[i])) return localParts[i];
-          blocks.set(localKeys[i], localParts[i]);
-        }
-        return assemble(keys.map((key) => blocks.get(key) ?? EMPTY));
-      }),
-    );
-    return Step.Wait;
+    session.sendMultiget(merge, line, this.ends[first - 1] - lineStart);
+    return this.afterForward();
   }
 
   /** Node owning a key; a virtual key belongs with its object. */
@@ -668,23 +693,35 @@ export class TextProtocol {
   }
 
   /**
-   * Forwards the current request (its line, without noreply, and its data block if any) to the
-   * key's owner; the owner's reply is passed on byte for byte, or dropped for noreply.
+   * Hands the current request (its line, without noreply, and its data block if any) to the
+   * forwarding session; the owner's reply takes this request's place among the replies, or is
+   * dropped for noreply.
    */
-  private forward(buf: Uint8Array, owner: number, noreply: boolean, dataStart: number, dataEnd: number): Step {
+  private forward(buf: Uint8Array, owner: number, kind: ReplyKind, noreply: boolean, dataStart: number, dataEnd: number): Step {
     let lineEnd = this.lineEnd;
     if (noreply) {
       lineEnd = this.starts[this.ntokens - 1];
       while (lineEnd > this.lineStart && buf[lineEnd - 1] === 32) lineEnd--;
     }
-    const lineLen = lineEnd - this.lineStart;
-    const request = new Uint8Array(lineLen + 2 + (dataEnd - dataStart));
-    copyBytes(buf, this.lineStart, lineEnd, request, 0);
-    request[lineLen] = 13;
-    request[lineLen + 1] = 10;
-    copyBytes(buf, dataStart, dataEnd, request, lineLen + 2);
-    this.deliver(this.ctx.router!.forward(owner, request).then((r) => (noreply ? null : r.reply)));
+    this.session!.forward(owner, kind, noreply, buf, this.lineStart, lineEnd, dataStart, dataEnd, 0, 0);
+    return this.afterForward();
+  }
+
+  /** Parsing goes on unless the connection has as many forwarded requests out as it may. */
+  private afterForward(): Step {
+    if (!this.session!.full) return Step.Done;
+    this.forwardsFull = true;
+    this.waiting = true;
     return Step.Wait;
+  }
+
+  /** Forwarded replies came in: they may be sent, and parsing may go on if it waited for room. */
+  private settled(): void {
+    if (this.forwardsFull && !this.session!.full) {
+      this.forwardsFull = false;
+      this.waiting = false;
+    }
+    this.onWake?.();
   }
 
   /** The owner of the current request's key (token 1) when it is another node, else -1. */
@@ -754,7 +791,7 @@ export class TextProtocol {
     }
     if (vlen + keyLen + 48 > store.maxItemBytes) {
       counters.cmd_set++;
-      if (mode === StoreMode.Set) store.delete(buf, keyStart, keyLen);
+      if (mode === StoreMode.Set) store.lock.hold(() => store.delete(buf, keyStart, keyLen));
       this.reply(noreply, R.R_TOO_LARGE);
       this.swallowLeft = vlen + 2;
       return Step.Done;
@@ -775,8 +812,14 @@ export class TextProtocol {
       return Step.Done;
     }
     const owner = this.remoteOwner(buf);
-    if (owner >= 0) return this.forward(buf, owner, noreply, dataStart, this.next);
-    const result = store.store(mode, buf, keyStart, keyLen, flags, exptime, buf, dataStart, vlen, cas);
+    if (owner >= 0) return this.forward(buf, owner, ReplyKind.Storage, noreply, dataStart, this.next);
+    let result: StoreResult;
+    store.lock.lock();
+    try {
+      result = store.store(mode, buf, keyStart, keyLen, flags, exptime, buf, dataStart, vlen, cas);
+    } finally {
+      store.lock.unlock();
+    }
     if (isCas) {
       if (result === StoreResult.Stored) counters.cas_hits++;
       else if (result === StoreResult.Exists) counters.cas_badval++;
@@ -811,9 +854,15 @@ export class TextProtocol {
       return Step.Done;
     }
     const owner = this.remoteOwner(buf);
-    if (owner >= 0) return this.forward(buf, owner, noreply, 0, 0);
+    if (owner >= 0) return this.forward(buf, owner, ReplyKind.Delta, noreply, 0, 0);
     const { store, counters } = this.ctx;
-    const result = store.delta(buf, keyStart, keyLen, incr, amount);
+    let result: DeltaResult;
+    store.lock.lock();
+    try {
+      result = store.delta(buf, keyStart, keyLen, incr, amount);
+    } finally {
+      store.lock.unlock();
+    }
     if (result === DeltaResult.NotFound) {
       if (incr) counters.incr_misses++;
       else counters.decr_misses++;
@@ -841,10 +890,17 @@ export class TextProtocol {
       return Step.Done;
     }
     const owner = this.remoteOwner(buf);
-    if (owner >= 0) return this.forward(buf, owner, noreply, 0, 0);
+    if (owner >= 0) return this.forward(buf, owner, ReplyKind.Touch, noreply, 0, 0);
     const { store, counters } = this.ctx;
     counters.cmd_touch++;
-    if (store.touch(buf, keyStart, keyLen, exptime)) {
+    let touched: boolean;
+    store.lock.lock();
+    try {
+      touched = store.touch(buf, keyStart, keyLen, exptime);
+    } finally {
+      store.lock.unlock();
+    }
+    if (touched) {
       counters.touch_hits++;
       this.reply(noreply, R.R_TOUCHED);
     } else {
@@ -873,9 +929,16 @@ export class TextProtocol {
       return Step.Done;
     }
     const owner = this.remoteOwner(buf);
-    if (owner >= 0) return this.forward(buf, owner, noreply, 0, 0);
+    if (owner >= 0) return this.forward(buf, owner, ReplyKind.Delete, noreply, 0, 0);
     const { store, counters } = this.ctx;
-    if (store.delete(buf, keyStart, keyLen)) {
+    let deleted: boolean;
+    store.lock.lock();
+    try {
+      deleted = store.delete(buf, keyStart, keyLen);
+    } finally {
+      store.lock.unlock();
+    }
+    if (deleted) {
       counters.delete_hits++;
       this.reply(noreply, R.R_DELETED);
     } else {
@@ -920,7 +983,7 @@ export class TextProtocol {
   private stats(buf: Uint8Array): Step {
     const out = this.out;
     if (this.ntokens === 2 && this.is(buf, 1, "reset")) {
-      this.ctx.counters.reset();
+      this.ctx.stats.counterTable.reset();
       this.ctx.store.counters.evictions = 0;
       this.ctx.store.counters.reclaimed = 0;
       this.ctx.store.counters.totalItems = 0;

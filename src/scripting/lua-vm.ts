@@ -7,8 +7,9 @@
  * past it).
  *
  * A call runs out of time once it has taken its budget in wall-clock time AND
- * the process has used as much CPU time since it began: a server that is
- * descheduled or paused does not fail the scripts it was not running.
+ * its thread has used as much CPU time since it began: a server that is
+ * descheduled or paused does not fail the scripts it was not running, and the
+ * other threads' work (-t) does not count against this thread's script.
  *
  * Script code runs only inside call and resume, under both limits. A
  * finalizer (__gc) would not: Lua runs finalizers with hooks off, at any
@@ -101,7 +102,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 function cpuMicros(): number {
-  const usage = process.cpuUsage();
+  const usage = process.threadCpuUsage();
   return usage.user + usage.system;
 }
 

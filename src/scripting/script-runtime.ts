@@ -162,7 +162,7 @@ export class ScriptRuntime {
     const L = thread.L;
     let outcome: CallOutcome;
     try {
-      outcome = vm.resume(thread, nargs, budgetMs, budgetCpuMicros);
+      outcome = this.options.store.exclusive(() => vm.resume(thread, nargs, budgetMs, budgetCpuMicros));
     } catch (e) {
       this.state = State.Broken;
       throw e;

@@ -22,4 +22,9 @@ export interface ObjectStoreAccess {
   keysWithPrefix(prefix: string): string[];
   /** Evicts least-recently-used items until at least `bytes` were freed; returns bytes freed. */
   evictLRU(bytes: number): number;
+  /**
+   * Runs fn (Lua code) while no other thread runs Lua on the same objects, so that a method's
+   * read-modify-write of an object is atomic across threads.
+   */
+  exclusive<T>(fn: () => T): T;
 }

@@ -3,6 +3,7 @@
  * (same memory limit, same eviction) in the store's Objects namespace, which no client command
  * reaches. Key strings carry one byte per character (latin1), so key bytes cross unchanged. This
  * is the slow, allocating path that only virtual keys take; plain get/set never come here.
+ * Each call holds the store's lock; `exclusive` holds the objects lock around a run of Lua.
  */
 import type { ObjectStoreAccess } from "../scripting/store-access.ts";
 import { latin1String } from "../latin1.ts";
@@ -29,33 +30,42 @@ export class StoreObjectAccess implements ObjectStoreAccess {
 
   get(key: string): { data: Uint8Array; flags: number; exptime: number } | null {
     const len = this.encodeKey(key);
-    const it = this.store.get(this.keyBytes, 0, len, Namespace.Objects);
-    if (it === 0) return null;
-    const data = new Uint8Array(this.store.valueLength(it));
-    this.store.copyValueTo(it, data, 0);
-    return { data, flags: this.store.flagsOf(it), exptime: this.store.expiryOf(it) };
+    const store = this.store;
+    return store.lock.hold(() => {
+      const it = store.get(this.keyBytes, 0, len, Namespace.Objects);
+      if (it === 0) return null;
+      const data = new Uint8Array(store.valueLength(it));
+      store.copyValueTo(it, data, 0);
+      return { data, flags: store.flagsOf(it), exptime: store.expiryOf(it) };
+    });
   }
 
   version(key: string): number | null {
     const len = this.encodeKey(key);
-    const it = this.store.get(this.keyBytes, 0, len, Namespace.Objects);
-    return it === 0 ? null : this.store.casOf(it);
+    const store = this.store;
+    return store.lock.hold(() => {
+      const it = store.get(this.keyBytes, 0, len, Namespace.Objects);
+      return it === 0 ? null : store.casOf(it);
+    });
   }
 
   set(key: string, data: Uint8Array, flags: number, exptime: number): number {
     const len = this.encodeKey(key);
     const keyBytes = this.keyBytes;
-    const result = this.store.store(StoreMode.Set, keyBytes, 0, len, flags, exptime, data, 0, data.length, 0, Namespace.Objects);
-    if (result === StoreResult.TooLarge) {
-      throw new RangeError(`object too large for cache (${data.length} bytes, item limit ${this.store.maxItemBytes})`);
-    }
-    if (result !== StoreResult.Stored) return 0;
-    return this.store.casOf(this.store.find(keyBytes, 0, len, Namespace.Objects));
+    const store = this.store;
+    const version = store.lock.hold(() => {
+      const result = store.store(StoreMode.Set, keyBytes, 0, len, flags, exptime, data, 0, data.length, 0, Namespace.Objects);
+      if (result === StoreResult.TooLarge) return -1;
+      if (result !== StoreResult.Stored) return 0;
+      return store.casOf(store.find(keyBytes, 0, len, Namespace.Objects));
+    });
+    if (version < 0) throw new RangeError(`object too large for cache (${data.length} bytes, item limit ${store.maxItemBytes})`);
+    return version;
   }
 
   delete(key: string): boolean {
     const len = this.encodeKey(key);
-    return this.store.delete(this.keyBytes, 0, len, Namespace.Objects);
+    return this.store.lock.hold(() => this.store.delete(this.keyBytes, 0, len, Namespace.Objects));
   }
 
   keysWithPrefix(prefix: string): string[] {
@@ -63,17 +73,24 @@ export class StoreObjectAccess implements ObjectStoreAccess {
     const p = this.keyBytes.slice(0, plen);
     const keys: string[] = [];
     const buf = new Uint8Array(1024);
-    this.store.forEachItem(Namespace.Objects, (it) => {
-      const len = this.store.keyLength(it);
-      if (len < plen || len > buf.length) return;
-      this.store.copyKeyTo(it, buf, 0);
-      for (let i = 0; i < plen; i++) if (buf[i] !== p[i]) return;
-      keys.push(latin1String(buf, 0, len));
-    });
+    const store = this.store;
+    store.lock.hold(() =>
+      store.forEachItem(Namespace.Objects, (it) => {
+        const len = store.keyLength(it);
+        if (len < plen || len > buf.length) return;
+        store.copyKeyTo(it, buf, 0);
+        for (let i = 0; i < plen; i++) if (buf[i] !== p[i]) return;
+        keys.push(latin1String(buf, 0, len));
+      }),
+    );
     return keys;
   }
 
   evictLRU(bytes: number): number {
-    return this.store.evictBytes(bytes);
+    return this.store.lock.hold(() => this.store.evictBytes(bytes));
+  }
+
+  exclusive<T>(fn: () => T): T {
+    return this.store.objectsLock.hold(fn);
   }
 }

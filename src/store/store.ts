@@ -7,6 +7,7 @@ import { copyBytes } from "../bytes.ts";
 import { parseCounter } from "../decimal.ts";
 import { Arena, type ArenaMemory, createArenaMemory, UNIT_BYTES, unitsFor } from "./arena.ts";
 import { Clock } from "./clock.ts";
+import { SharedLock } from "./lock.ts";
 import {
   EXTENT_HEADER_BYTES,
   F_CAS_HI,
@@ -79,6 +80,10 @@ export interface StoreMemory {
   /** Float64 cells, N_* below. */
   readonly numbers: SharedArrayBuffer;
   readonly clock: SharedArrayBuffer;
+  /** Store.lock's cell. */
+  readonly lock: SharedArrayBuffer;
+  /** Store.objectsLock's cell. */
+  readonly objectsLock: SharedArrayBuffer;
 }
 
 /** Float64 cells of StoreMemory.numbers. */
@@ -87,14 +92,24 @@ const N_NEXT_CAS = 1;
 const N_EVICTIONS = 2;
 const N_RECLAIMED = 3;
 const N_TOTAL_ITEMS = 4;
-const N_CELLS = 5;
+/** Bumped by every flush_all: a delayed flush acts only if no flush came after it (planFlush). */
+const N_FLUSH_PLAN = 5;
+const N_CELLS = 6;
 
 export function createStoreMemory(memoryBytes: number, eviction: EvictionName = "lru", clock = new Clock()): StoreMemory {
   const arena = createArenaMemory(memoryBytes);
   const units = Math.floor(memoryBytes / UNIT_BYTES);
   const numbers = new SharedArrayBuffer(N_CELLS * 8);
   new Float64Array(numbers)[N_NEXT_CAS] = 1;
-  return { arena, table: createTableMemory(units), policy: createPolicyMemory(eviction, units), numbers, clock: clock.cell };
+  return {
+    arena,
+    table: createTableMemory(units),
+    policy: createPolicyMemory(eviction, units),
+    numbers,
+    clock: clock.cell,
+    lock: new SharedArrayBuffer(4),
+    objectsLock: new SharedArrayBuffer(4),
+  };
 }
 
 /** The store's counters, read from and written to the shared cells. */
@@ -122,8 +137,16 @@ export class StoreCounters {
 
 const U64_WRAP = 18446744073709551616n;
 
+/**
+ * With several threads on one StoreMemory, every call that reads or changes items (and the reads
+ * of an item a call returned) happens while the caller holds `lock`; the store does not take it
+ * itself, so one lock covers a lookup and the copy of what it found. `objectsLock` makes a Lua
+ * object's read-modify-write atomic across threads (scripting holds it while Lua runs).
+ */
 export class Store {
   readonly memory: StoreMemory;
+  readonly lock: SharedLock;
+  readonly objectsLock: SharedLock;
   readonly arena: Arena;
   readonly clock: Clock;
   readonly maxItemBytes: number;
@@ -145,6 +168,8 @@ export class Store {
     this.policy = attachPolicy(memory.policy, this.arena);
     this.cells = new Float64Array(memory.numbers);
     this.counters = new StoreCounters(this.cells);
+    this.lock = new SharedLock(memory.lock);
+    this.objectsLock = new SharedLock(memory.objectsLock);
   }
 
   /** Bytes held by linked items (all their units). */
@@ -295,10 +320,23 @@ export class Store {
    * are reset as a whole, so the cost does not depend on what the cache held.
    */
   flushAll(): void {
+    this.cells[N_FLUSH_PLAN]++;
     this.table.clear();
     this.policy.clear();
     this.arena.reset();
     this.cells[N_BYTES_USED] = 0;
+  }
+
+  /**
+   * A delayed flush_all: cancels any flush planned before (on any thread) and returns the plan
+   * that flushIfPlanned carries out when its time comes, unless another flush came in between.
+   */
+  planFlush(): number {
+    return ++this.cells[N_FLUSH_PLAN];
+  }
+
+  flushIfPlanned(plan: number): void {
+    if (this.cells[N_FLUSH_PLAN] === plan) this.flushAll();
   }
 
   /** Evicts from the LRU tail until at least `bytes` have been freed; returns bytes freed. */

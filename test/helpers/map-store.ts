@@ -62,4 +62,8 @@ export class MapStore implements ObjectStoreAccess {
   put(key: string, data: string, flags = 0): void {
     this.set(key, new TextEncoder().encode(data), flags, 0);
   }
+
+  exclusive<T>(fn: () => T): T {
+    return fn();
+  }
 }

@@ -1,0 +1,166 @@
+/**
+ * Where the reply to one forwarded request ends in a peer's byte stream, checked against the
+ * request it answers: a retrieval is answered by `VALUE <one of its keys, in order> …` blocks and
+ * `END`, a storage command by one of its words, and so on; any request may be answered by an
+ * error line. Anything else is a ProtocolError: the peer connection can no longer be trusted.
+ */
+import { ProtocolError } from "./framing.ts";
+
+export const enum ReplyKind {
+  Retrieval,
+  Storage,
+  Delete,
+  Delta,
+  Touch,
+  Version,
+}
+
+/** A reply line (without its data block) longer than this is not a reply. */
+const MAX_REPLY_LINE_BYTES = 8192;
+
+const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
+const END = ascii("END");
+const VALUE = ascii("VALUE ");
+const STORED = ascii("STORED");
+const NOT_STORED = ascii("NOT_STORED");
+const EXISTS = ascii("EXISTS");
+const NOT_FOUND = ascii("NOT_FOUND");
+const DELETED = ascii("DELETED");
+const TOUCHED = ascii("TOUCHED");
+const VERSION = ascii("VERSION ");
+const ERROR = ascii("ERROR");
+const CLIENT_ERROR = ascii("CLIENT_ERROR ");
+const SERVER_ERROR = ascii("SERVER_ERROR ");
+
+function lineIs(buf: Uint8Array, from: number, to: number, word: Uint8Array): boolean {
+  if (to - from !== word.length) return false;
+  return startsWith(buf, from, to, word);
+}
+
+function startsWith(buf: Uint8Array, from: number, to: number, word: Uint8Array): boolean {
+  if (to - from < word.length) return false;
+  for (let i = 0; i < word.length; i++) if (buf[from + i] !== word[i]) return false;
+  return true;
+}
+
+function isErrorLine(buf: Uint8Array, from: number, to: number): boolean {
+  return lineIs(buf, from, to, ERROR) || startsWith(buf, from, to, CLIENT_ERROR) || startsWith(buf, from, to, SERVER_ERROR);
+}
+
+function isNumber(buf: Uint8Array, from: number, to: number): boolean {
+  if (to === from || to - from > 20) return false;
+  for (let i = from; i < to; i++) if (buf[i] < 48 || buf[i] > 57) return false;
+  return true;
+}
+
+/** The CR of the first CRLF in buf[from, to), or -1. */
+function lineEnd(buf: Uint8Array, from: number, to: number): number {
+  for (let i = buf.indexOf(10, from); i !== -1 && i < to; i = buf.indexOf(10, i + 1)) {
+    if (i > from && buf[i - 1] === 13) return i - 1;
+  }
+  if (to - from > MAX_REPLY_LINE_BYTES) throw new ProtocolError("reply line too long");
+  return -1;
+}
+
+/**
+ * Scans the reply to a request of `kind` from `from`. `state` carries a retrieval reply's
+ * progress between calls (bytes of whole blocks scanned, where the key match is); the caller
+ * zeroes it for each new reply. Returns the reply's end, or -1 when more bytes are needed.
+ */
+export function scanReply(buf: Uint8Array, from: number, to: number, kind: ReplyKind, keys: Uint8Array | null, state: ScanState): number {
+  if (kind !== ReplyKind.Retrieval) {
+    const eol = lineEnd(buf, from, to);
+    if (eol < 0) return -1;
+    if (!singleLineFits(buf, from, eol, kind)) throw new ProtocolError(`reply does not answer the request: "${preview(buf, from, eol)}"`);
+    return eol + 2;
+  }
+  let pos = from + state.scanned;
+  for (;;) {
+    const eol = lineEnd(buf, pos, to);
+    if (eol < 0) return -1;
+    if (lineIs(buf, pos, eol, END)) return eol + 2;
+    if (isErrorLine(buf, pos, eol)) return eol + 2;
+    if (!startsWith(buf, pos, eol, VALUE)) throw new ProtocolError(`reply does not answer a retrieval: "${preview(buf, pos, eol)}"`);
+    const end = valueBlockEnd(buf, pos, eol, keys!, state);
+    if (end > to) return -1;
+    if (buf[end - 2] !== 13 || buf[end - 1] !== 10) throw new ProtocolError("VALUE data block does not end with \\r\\n");
+    state.keyAt = state.nextKeyAt;
+    pos = end;
+    state.scanned = pos - from;
+  }
+}
+
+export interface ScanState {
+  scanned: number;
+  /** Where in the request's keys the next VALUE key is looked for. */
+  keyAt: number;
+  nextKeyAt: number;
+}
+
+function singleLineFits(buf: Uint8Array, from: number, eol: number, kind: ReplyKind): boolean {
+  if (isErrorLine(buf, from, eol)) return true;
+  switch (kind) {
+    case ReplyKind.Storage:
+      return lineIs(buf, from, eol, STORED) || lineIs(buf, from, eol, NOT_STORED) || lineIs(buf, from, eol, EXISTS) || lineIs(buf, from, eol, NOT_FOUND);
+    case ReplyKind.Delete:
+      return lineIs(buf, from, eol, DELETED) || lineIs(buf, from, eol, NOT_FOUND);
+    case ReplyKind.Delta:
+      return isNumber(buf, from, eol) || lineIs(buf, from, eol, NOT_FOUND);
+    case ReplyKind.Touch:
+      return lineIs(buf, from, eol, TOUCHED) || lineIs(buf, from, eol, NOT_FOUND);
+    case ReplyKind.Version:
+      return startsWith(buf, from, eol, VERSION);
+    default:
+      return false;
+  }
+}
+
+/**
+ * The end of the VALUE block whose line is buf[pos, eol): `VALUE <key> <flags> <bytes> [<cas>]`,
+ * whose key must be one of `keys` (space-separated, as requested) at or after state.keyAt.
+ */
+function valueBlockEnd(buf: Uint8Array, pos: number, eol: number, keys: Uint8Array, state: ScanState): number {
+  const keyStart = pos + VALUE.length;
+  let i = keyStart;
+  while (i < eol && buf[i] !== 32) i++;
+  const keyEnd = i;
+  state.nextKeyAt = matchKey(keys, state.keyAt, buf, keyStart, keyEnd);
+  if (state.nextKeyAt < 0) throw new ProtocolError(`VALUE for a key not asked for: "${preview(buf, pos, eol)}"`);
+  // flags, then the length
+  let fields = 0;
+  let length = -1;
+  while (i < eol && fields < 2) {
+    while (i < eol && buf[i] === 32) i++;
+    const s = i;
+    while (i < eol && buf[i] !== 32) i++;
+    if (!isNumber(buf, s, i)) throw new ProtocolError(`bad VALUE line: "${preview(buf, pos, eol)}"`);
+    if (++fields === 2) length = Number(String.fromCharCode(...buf.subarray(s, i)));
+  }
+  if (length < 0) throw new ProtocolError(`bad VALUE line: "${preview(buf, pos, eol)}"`);
+  return eol + 2 + length + 2;
+}
+
+/** Where after keys[at..] the key k[ks, ke) is (the offset past it), or -1 when it is not there. */
+function matchKey(keys: Uint8Array, at: number, k: Uint8Array, ks: number, ke: number): number {
+  const len = ke - ks;
+  let i = at;
+  while (i < keys.length) {
+    while (i < keys.length && keys[i] === 32) i++;
+    const s = i;
+    while (i < keys.length && keys[i] !== 32) i++;
+    if (i - s !== len || i === s) continue;
+    let same = true;
+    for (let j = 0; j < len; j++) {
+      if (keys[s + j] !== k[ks + j]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return i;
+  }
+  return -1;
+}
+
+function preview(buf: Uint8Array, from: number, to: number): string {
+  return String.fromCharCode(...buf.subarray(from, Math.min(to, from + 80)));
+}
