@@ -106,6 +106,8 @@ const COUNTER_STATS: ReadonlySet<string> = new Set([
   "total_items",
   "evictions",
   "reclaimed",
+  "store_lock_waits",
+  "objects_lock_waits",
   "rusage_user",
   "rusage_system",
 ]);

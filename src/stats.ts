@@ -137,6 +137,9 @@ export function statsLines(src: StatsSource, group: string): [string, string | n
         ["reclaimed", store.counters.reclaimed],
         ["hash_bytes", store.hashBuckets * 4],
         ["arena_free_bytes", store.arena.freeUnits * 32],
+        // Store operations and Lua calls that had to wait for another thread (-t above 1).
+        ["store_lock_waits", store.lock.contended],
+        ["objects_lock_waits", store.objectsLock.contended],
       );
       // Which thread took how many connections (-t above 1): the kernel spreads them over the threads.
       if (src.threads > 1) {

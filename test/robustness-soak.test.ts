@@ -5,6 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import type { Item } from "../bench/robustness/client.ts";
 import { FLUSH_FORMS, type FlushForm, FlushLog } from "../bench/robustness/flush-log.ts";
+import { defaultServerTemplate } from "../bench/robustness/process.ts";
 import { encodeRecord } from "../bench/robustness/record.ts";
 import { judgeForeignRead, judgeOwnRead, type KeyState, newKeyState, newTally, type Tally, type Timing } from "../bench/robustness/soak-model.ts";
 import { DEFAULT_OPTIONS, formatReport, runSoak, type SoakReport } from "../bench/soak.ts";
@@ -101,8 +102,8 @@ describe("the soak's judge", () => {
   });
 });
 
-test("a 10 s soak under eviction pressure and flush_all answers every request, returns no corrupt value, loses no acknowledged write, and no value outlives a flush", async () => {
-  const report: SoakReport = await runSoak({ ...DEFAULT_OPTIONS, seconds: 10 });
+test("a 10 s soak of two server threads under eviction pressure and flush_all answers every request, returns no corrupt value, loses no acknowledged write, and no value outlives a flush", async () => {
+  const report: SoakReport = await runSoak({ ...DEFAULT_OPTIONS, seconds: 10, server: `${defaultServerTemplate()} -t 2` });
   console.log(formatReport(report));
   expect(report.fatal).toEqual([]);
   expect(report.serverAlive).toBe(true);

@@ -12,13 +12,10 @@
  */
 import type { Arena } from "./arena.ts";
 import { F_LRU_NEXT as F_FREQ, F_LRU_PREV as F_HEAP_POS } from "./item.ts";
+import { MAX_GROWABLE_BYTES, mostItems } from "./growable.ts";
 import type { EvictionPolicy } from "./policy.ts";
 
 const INITIAL_ENTRIES = 1024;
-/** The smallest item is two units, so an arena holds at most half its units in items. */
-const MIN_ITEM_UNITS = 2;
-/** Growable SharedArrayBuffers above 2 GiB are refused (seen in Bun 1.4.5). */
-const MAX_RESERVED_BYTES = 2 ** 31;
 const LENGTH = 0;
 const INFLATION = 1;
 
@@ -31,7 +28,7 @@ export interface GdsfMemory {
 }
 
 export function createGdsfMemory(totalUnits: number): GdsfMemory {
-  const most = Math.min(Math.max(INITIAL_ENTRIES, Math.ceil(totalUnits / MIN_ITEM_UNITS)), MAX_RESERVED_BYTES / 8);
+  const most = Math.min(Math.max(INITIAL_ENTRIES, mostItems(totalUnits)), MAX_GROWABLE_BYTES / 8);
   const growable = (bytesPerEntry: number): SharedArrayBuffer =>
     new SharedArrayBuffer(INITIAL_ENTRIES * bytesPerEntry, { maxByteLength: most * bytesPerEntry });
   return { kind: "gdsf", items: growable(4), priority: growable(8), size: growable(8), state: new SharedArrayBuffer(16) };

@@ -107,8 +107,8 @@ export function createStoreMemory(memoryBytes: number, eviction: EvictionName = 
     policy: createPolicyMemory(eviction, units),
     numbers,
     clock: clock.cell,
-    lock: new SharedArrayBuffer(4),
-    objectsLock: new SharedArrayBuffer(4),
+    lock: new SharedArrayBuffer(8),
+    objectsLock: new SharedArrayBuffer(8),
   };
 }
 

@@ -7,13 +7,10 @@
  * count live in a shared word pair beside it.
  */
 import type { Arena } from "./arena.ts";
+import { MAX_GROWABLE_BYTES, mostItems } from "./growable.ts";
 import { F_HASH, F_HASH_NEXT } from "./item.ts";
 
 const INITIAL_BUCKETS = 1 << 16;
-/** The smallest item is two units (a 48-byte header and a key of at least one byte). */
-const MIN_ITEM_UNITS = 2;
-/** Growable SharedArrayBuffers above 2 GiB are refused (seen in Bun 1.4.5). */
-const MAX_RESERVED_BYTES = 2 ** 31;
 const META_MASK = 0;
 const META_COUNT = 1;
 
@@ -27,7 +24,7 @@ export interface TableMemory {
 export function createTableMemory(totalUnits: number): TableMemory {
   // The table grows when it holds 1.5 items per bucket: reserve what the fullest arena needs.
   let most = INITIAL_BUCKETS;
-  while (most * 1.5 < totalUnits / MIN_ITEM_UNITS && most * 8 <= MAX_RESERVED_BYTES) most *= 2;
+  while (most * 1.5 < mostItems(totalUnits) && most * 8 <= MAX_GROWABLE_BYTES) most *= 2;
   const buckets = new SharedArrayBuffer(INITIAL_BUCKETS * 4, { maxByteLength: most * 4 });
   const meta = new SharedArrayBuffer(8);
   new Uint32Array(meta)[META_MASK] = INITIAL_BUCKETS - 1;
