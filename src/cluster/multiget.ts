@@ -17,65 +17,84 @@ export interface MergeSink {
 }
 
 const LOCAL = -1;
+const LATER = -2;
 
 export class MultigetMerge implements ReplyTarget {
-  /** Per key in client order: its owner (LOCAL for this node) and where it is in `line`. */
+  /** This node's VALUE blocks, in key order: the protocol looks its keys up into it. */
+  readonly localBlocks = new OutputBuffer(1024);
+  /** Each owner's keys (by node index), space-separated, as they are sent. */
+  readonly keysByOwner: (OutputBuffer | undefined)[] = [];
+  slot = -1;
+  /** Per key in client order: its owner (LOCAL/LATER for this node), and where it is (in `line`, in localBlocks, or in later). */
   private readonly owners: number[] = [];
-  private readonly keyStarts: number[] = [];
-  private readonly keyEnds: number[] = [];
-  private readonly localParts: (Uint8Array | null)[] = [];
-  /** Each owner's keys, space-separated, as they are sent. */
-  readonly keysByOwner = new Map<number, OutputBuffer>();
-  private readonly replies = new Map<number, Uint8Array | null>();
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+  /** Virtual keys answered later: their replies by index. */
+  private readonly later: Uint8Array[] = [];
+  /** Per owner: its reply (null when it could not be asked) and where it is in it. */
+  private readonly replies: (Uint8Array | null | undefined)[] = [];
+  private readonly replyStarts: number[] = [];
+  private readonly replyEnds: number[] = [];
   private waiting = 0;
   private error: Uint8Array | null = null;
-  slot = -1;
 
-  /** `line` is a copy of the request line whose keys are added. */
+  /**
+   * `line` is a copy of the request line whose keys are added; `assembly` a buffer the merged
+   * reply is built in (reused: it is copied out at once).
+   */
   constructor(
     private readonly line: Uint8Array,
     private readonly sink: MergeSink,
+    private readonly assembly: OutputBuffer,
   ) {}
 
-  /** The next key is this node's: its VALUE block (empty for a miss), or a virtual key's later reply. */
-  addLocal(part: Uint8Array | Promise<Uint8Array>): void {
+  /** The next key is this node's; its VALUE block (nothing for a miss) is localBlocks[start, end). */
+  addLocal(start: number): void {
     this.owners.push(LOCAL);
-    this.keyStarts.push(0);
-    this.keyEnds.push(0);
-    if (part instanceof Promise) {
-      const i = this.localParts.length;
-      this.localParts.push(null);
-      this.waiting++;
-      void part.then((bytes) => {
-        this.localParts[i] = bytes;
-        this.partDone(bytes.length > 0 && bytes[0] !== 86 /* V */ ? bytes : null);
-      });
-    } else this.localParts.push(part);
+    this.starts.push(start);
+    this.ends.push(this.localBlocks.length);
+  }
+
+  /** The next key is a virtual key of this node answering later. */
+  addLocalLater(part: Promise<Uint8Array>): void {
+    const i = this.later.length;
+    this.later.push(R_END.subarray(0, 0));
+    this.owners.push(LATER);
+    this.starts.push(i);
+    this.ends.push(i);
+    this.waiting++;
+    void part.then((bytes) => {
+      this.later[i] = bytes;
+      this.partDone(bytes.length > 0 && bytes[0] !== 86 /* V */ ? bytes : null);
+    });
   }
 
   /** The next key, line[from, to), belongs to node `owner`. */
   addRemote(owner: number, from: number, to: number): void {
     this.owners.push(owner);
-    this.keyStarts.push(from);
-    this.keyEnds.push(to);
-    this.localParts.push(null);
-    let keys = this.keysByOwner.get(owner);
+    this.starts.push(from);
+    this.ends.push(to);
+    let keys = this.keysByOwner[owner];
     if (keys === undefined) {
-      keys = new OutputBuffer(256);
-      this.keysByOwner.set(owner, keys);
+      keys = this.keysByOwner[owner] = new OutputBuffer(256);
       this.waiting++;
     } else keys.putByte(32);
     keys.putBytes(this.line, from, to - from);
   }
 
   answered(owner: number, buf: Uint8Array, from: number, to: number): void {
-    const reply = buf.slice(from, to);
-    this.replies.set(owner, reply);
-    this.partDone(endsWithEnd(reply) ? null : lastLine(reply));
+    // The last part is merged from the peer's buffer as it is; earlier ones are kept.
+    const last = this.waiting === 1;
+    this.replies[owner] = last ? buf : buf.slice(from, to);
+    this.replyStarts[owner] = last ? from : 0;
+    this.replyEnds[owner] = last ? to : to - from;
+    const endsWithEnd = to - from >= 5 && buf[to - 5] === 69 /* E */ && buf[to - 4] === 78 /* N */ && buf[to - 3] === 68; /* D */
+    // An error line ends an owner's reply that is not VALUE*…END: it answers the request.
+    this.partDone(endsWithEnd ? null : buf.slice(buf.lastIndexOf(10, to - 2) + 1, to));
   }
 
   failed(owner: number): void {
-    this.replies.set(owner, null);
+    this.replies[owner] = null;
     this.partDone(null);
   }
 
@@ -83,25 +102,30 @@ export class MultigetMerge implements ReplyTarget {
     if (error !== null && this.error === null) this.error = error;
     if (--this.waiting > 0) return;
     if (this.error !== null) return this.sink.merged(this.slot, this.error, 0, this.error.length);
-    const out = new OutputBuffer(4096);
-    const cursors = new Map<number, number>();
+    const out = this.assembly;
+    out.length = 0;
+    const local = this.localBlocks.bytes;
     let dead = 0;
     for (let i = 0; i < this.owners.length; i++) {
       const owner = this.owners[i];
       if (owner === LOCAL) {
-        out.put(this.localParts[i]!);
+        out.putBytes(local, this.starts[i], this.ends[i] - this.starts[i]);
         continue;
       }
-      const reply = this.replies.get(owner)!;
+      if (owner === LATER) {
+        out.put(this.later[this.starts[i]]);
+        continue;
+      }
+      const reply = this.replies[owner]!;
       if (reply === null) {
         dead++;
         continue;
       }
-      const at = cursors.get(owner) ?? 0;
-      const end = blockFor(reply, at, this.line, this.keyStarts[i], this.keyEnds[i]);
+      const at = this.replyStarts[owner];
+      const end = blockFor(reply, at, this.replyEnds[owner], this.line, this.starts[i], this.ends[i]);
       if (end < 0) continue; // a miss
       out.putBytes(reply, at, end - at);
-      cursors.set(owner, end);
+      this.replyStarts[owner] = end;
     }
     out.put(R_END);
     if (dead > 0) this.sink.deadOwnerMisses(dead);
@@ -109,23 +133,12 @@ export class MultigetMerge implements ReplyTarget {
   }
 }
 
-function endsWithEnd(reply: Uint8Array): boolean {
-  const n = reply.length;
-  return n >= 5 && reply[n - 5] === 69 && reply[n - 4] === 78 && reply[n - 3] === 68;
-}
-
-/** The error line that ended a reply (its last line). */
-function lastLine(reply: Uint8Array): Uint8Array {
-  const start = reply.lastIndexOf(10, reply.length - 2) + 1;
-  return reply.subarray(start);
-}
-
 /**
- * The end of the VALUE block at reply[at] when it is for key[ks, ke), else -1. The reply was
- * checked when it arrived: each block is `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.
+ * The end of the VALUE block at reply[at] (before `to`) when it is for key[ks, ke), else -1. The
+ * reply was checked when it arrived: each block is `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.
  */
-function blockFor(reply: Uint8Array, at: number, key: Uint8Array, ks: number, ke: number): number {
-  if (reply[at] !== 86 /* V */) return -1; // END: no block left
+function blockFor(reply: Uint8Array, at: number, to: number, key: Uint8Array, ks: number, ke: number): number {
+  if (at >= to || reply[at] !== 86 /* V */) return -1; // END: no block left
   const k = at + 6;
   const len = ke - ks;
   if (reply[k + len] !== 32) return -1;
@@ -134,6 +147,6 @@ function blockFor(reply: Uint8Array, at: number, key: Uint8Array, ks: number, ke
   while (reply[i] !== 32) i++; // flags
   let bytes = 0;
   for (i++; reply[i] >= 48 && reply[i] <= 57; i++) bytes = bytes * 10 + (reply[i] - 48);
-  const eol = reply.indexOf(10, i);
-  return eol + 1 + bytes + 2;
+  while (reply[i] !== 10) i++;
+  return i + 1 + bytes + 2;
 }

@@ -134,7 +134,10 @@ function valueBlockEnd(buf: Uint8Array, pos: number, eol: number, keys: Uint8Arr
     const s = i;
     while (i < eol && buf[i] !== 32) i++;
     if (!isNumber(buf, s, i)) throw new ProtocolError(`bad VALUE line: "${preview(buf, pos, eol)}"`);
-    if (++fields === 2) length = Number(String.fromCharCode(...buf.subarray(s, i)));
+    if (++fields === 2) {
+      length = 0;
+      for (let d = s; d < i; d++) length = length * 10 + (buf[d] - 48);
+    }
   }
   if (length < 0) throw new ProtocolError(`bad VALUE line: "${preview(buf, pos, eol)}"`);
   return eol + 2 + length + 2;

@@ -131,7 +131,7 @@ export class ClusterRouter {
   private readonly peers: (Peer | null)[];
   private readonly toFlush: PeerLink[] = [];
   private flushScheduled = false;
-  private readonly toSettle = new Set<ForwardingSession>();
+  private toSettle: ForwardingSession[] = [];
 
   constructor(options: RouterOptions) {
     if (!isHashName(options.hash)) throw new Error(`--hash: unknown hash "${options.hash}"`);
@@ -178,14 +178,20 @@ export class ClusterRouter {
 
   /** `session` got replies: it is woken at the end of the current batch (settle). */
   settledLater(session: ForwardingSession): void {
-    this.toSettle.add(session);
+    if (session.settling) return;
+    session.settling = true;
+    this.toSettle.push(session);
   }
 
+  /** Wakes the sessions that got replies since the last call. */
   settle(): void {
-    if (this.toSettle.size === 0) return;
-    const sessions = [...this.toSettle];
-    this.toSettle.clear();
-    for (const s of sessions) s.settle();
+    if (this.toSettle.length === 0) return;
+    const sessions = this.toSettle;
+    this.toSettle = [];
+    for (const s of sessions) {
+      s.settling = false;
+      s.settle();
+    }
   }
 
   ejected(index: number): void {

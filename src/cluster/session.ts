@@ -4,7 +4,7 @@
  * out in request order whatever order peers answer in. The protocol hands requests over and asks
  * what may be sent; it knows nothing of peers.
  */
-import type { OutputBuffer } from "../protocol/output.ts";
+import { OutputBuffer } from "../protocol/output.ts";
 import { R_CRLF, R_END } from "../protocol/replies.ts";
 import { type MergeSink, MultigetMerge } from "./multiget.ts";
 import type { PeerLink, ReplyTarget } from "./peer-link.ts";
@@ -22,10 +22,14 @@ const NO_SLOT = -1;
 
 export class ForwardingSession implements ReplyTarget, MergeSink {
   private readonly queue: ReplyQueue;
+  /** Where merged multigets are built before they take their slot. */
+  private readonly assembly = new OutputBuffer(4096);
   /** Forwarded requests not answered yet, noreply ones included. */
   inFlight = 0;
   /** Called when replies came in (the connection may write and parse again). */
   onSettled: (() => void) | null = null;
+  /** Queued by the router to be woken (settledLater). */
+  settling = false;
 
   constructor(
     private readonly router: ClusterRouter,
@@ -101,14 +105,17 @@ export class ForwardingSession implements ReplyTarget, MergeSink {
 
   /** Starts a multiget across owners; `line` is a copy of its request line. */
   multiget(line: Uint8Array): MultigetMerge {
-    return new MultigetMerge(line, this);
+    return new MultigetMerge(line, this, this.assembly);
   }
 
   /** Sends each owner its keys of `merge` as `<prefix> <keys>`, prefix being line[0, prefixEnd). */
   sendMultiget(merge: MultigetMerge, line: Uint8Array, prefixEnd: number): void {
     merge.slot = this.queue.open();
     this.inFlight++;
-    for (const [owner, keys] of merge.keysByOwner) {
+    const byOwner = merge.keysByOwner;
+    for (let owner = 0; owner < byOwner.length; owner++) {
+      const keys = byOwner[owner];
+      if (keys === undefined) continue;
       const link = this.router.link(owner);
       if (link === null) {
         merge.failed(owner);

@@ -139,6 +139,8 @@ export class TextProtocol {
   private readonly session: ForwardingSession | null;
   /** Parsing waits because the session has as many forwarded requests out as it may. */
   private forwardsFull = false;
+  /** With --cluster: the owner of each key of the retrieval being handled, in order. */
+  private keyOwners = new Int32Array(32);
   private lineStart = 0;
   private lineEnd = 0;
   private authenticated: boolean;
@@ -477,6 +479,7 @@ export class TextProtocol {
     // Check every key first: one bad key makes the whole request an error.
     const router = this.ctx.router;
     let remote = false;
+    let keyCount = 0;
     this.firstKey(first);
     while (this.nextKey(buf)) {
       const k = this.keyStart;
@@ -485,9 +488,14 @@ export class TextProtocol {
         out.put(R.R_BAD_FORMAT);
         return Step.Done;
       }
-      if (router !== null && this.ownerOf(buf, k, klen) !== router.selfIndex) remote = true;
+      if (router !== null) {
+        const owner = this.ownerOf(buf, k, klen);
+        if (keyCount === this.keyOwners.length) this.growKeyOwners();
+        this.keyOwners[keyCount++] = owner;
+        if (owner !== router.selfIndex) remote = true;
+      }
     }
-    if (remote) return this.routedGet(buf, first, withCas, touch, exptime);
+    if (remote) return this.routedGet(buf, first, keyCount, withCas, touch, exptime);
     this.firstKey(first);
     return this.getKeys(buf, withCas, touch, exptime);
   }
@@ -638,18 +646,12 @@ export class TextProtocol {
    * A retrieval with keys owned elsewhere. All on one other node: the line is forwarded as it is.
    * Else each owner gets its keys and the replies are merged in key order (cluster/multiget.ts).
    */
-  private routedGet(buf: Uint8Array, first: number, withCas: boolean, touch: boolean, exptime: number): Step {
+  private routedGet(buf: Uint8Array, first: number, keyCount: number, withCas: boolean, touch: boolean, exptime: number): Step {
     const router = this.ctx.router!;
     const session = this.session!;
-    let single = -2;
-    let keyCount = 0;
-    this.firstKey(first);
-    while (this.nextKey(buf)) {
-      const owner = this.ownerOf(buf, this.keyStart, this.keyEnd - this.keyStart);
-      if (single === -2) single = owner;
-      else if (single !== owner) single = -1;
-      keyCount++;
-    }
+    const owners = this.keyOwners;
+    let single = owners[0];
+    for (let i = 1; i < keyCount && single >= 0; i++) if (owners[i] !== single) single = -1;
     if (single >= 0) {
       session.forwardGet(single, buf, this.lineStart, this.lineEnd, this.starts[first], this.lineEnd, keyCount);
       return this.afterForward();
@@ -658,27 +660,35 @@ export class TextProtocol {
     const lineStart = this.lineStart;
     const line = buf.slice(lineStart, this.lineEnd);
     const merge = session.multiget(line);
-    const scratch = this.scratch;
+    const blocks = merge.localBlocks;
+    let i = 0;
     this.firstKey(first);
     while (this.nextKey(buf)) {
       const k = this.keyStart;
       const klen = this.keyEnd - k;
-      const owner = this.ownerOf(buf, k, klen);
+      const owner = owners[i++];
       if (owner !== router.selfIndex) {
         merge.addRemote(owner, k - lineStart, k + klen - lineStart);
         continue;
       }
-      scratch.length = 0;
-      const result = this.lookupInto(scratch, buf, k, klen, withCas, touch, exptime);
+      const start = blocks.length;
+      const result = this.lookupInto(blocks, buf, k, klen, withCas, touch, exptime);
       if (result === Lookup.Failed) {
         // Nothing was sent yet: the script's error line answers the request.
-        this.out.put(scratch.bytes.subarray(0, scratch.length));
+        this.out.putBytes(blocks.bytes, blocks.length - this.errorLength, this.errorLength);
         return Step.Done;
       }
-      merge.addLocal(result === Lookup.Async ? this.asyncPart! : scratch.bytes.slice(0, scratch.length));
+      if (result === Lookup.Async) merge.addLocalLater(this.asyncPart!);
+      else merge.addLocal(start);
     }
     session.sendMultiget(merge, line, this.ends[first - 1] - lineStart);
     return this.afterForward();
+  }
+
+  private growKeyOwners(): void {
+    const grown = new Int32Array(this.keyOwners.length * 2);
+    grown.set(this.keyOwners);
+    this.keyOwners = grown;
   }
 
   /** Node owning a key; a virtual key belongs with its object. */
