@@ -139,6 +139,11 @@ export class TextProtocol {
   private readonly session: ForwardingSession | null;
   /** Parsing waits because the session has as many forwarded requests out as it may. */
   private forwardsFull = false;
+  /**
+   * Set while this connection holds the store lock across the plain keys of one retrieval
+   * (lookupInto takes it, releaseStore gives it back): one lock hold per request, not per key.
+   */
+  private storeHeld = false;
   /** With --cluster: the owner of each key of the retrieval being handled, in order. */
   private keyOwners = new Int32Array(32);
   private lineStart = 0;
@@ -516,25 +521,29 @@ export class TextProtocol {
     // key's reply is collected as a part and the whole reply is assembled when all have arrived.
     let parts: (Uint8Array | Promise<Uint8Array>)[] | null = null;
     const scratch = this.scratch;
-    while (this.nextKey(buf)) {
-      scratch.length = 0;
-      const result = this.lookupInto(parts === null ? out : scratch, buf, this.keyStart, this.keyEnd - this.keyStart, withCas, touch, exptime);
-      if (result === Lookup.Async) {
-        if (parts === null) {
-          parts = [out.bytes.slice(start, out.length)];
-          out.length = start;
-        } else parts.push(scratch.bytes.slice(0, scratch.length));
-        parts.push(this.asyncPart!);
-      } else if (parts !== null) {
-        parts.push(scratch.bytes.slice(0, scratch.length));
-      } else if (result === Lookup.Failed) {
-        // A failed script answers the whole request with its error line, as memcached ends a
-        // request on an error: an END after it would be read as the next request's reply.
-        out.bytes.copyWithin(start, out.length - this.errorLength, out.length);
-        out.length = start + this.errorLength;
-        return Step.Done;
+    try {
+      while (this.nextKey(buf)) {
+        scratch.length = 0;
+        const result = this.lookupInto(parts === null ? out : scratch, buf, this.keyStart, this.keyEnd - this.keyStart, withCas, touch, exptime);
+        if (result === Lookup.Async) {
+          if (parts === null) {
+            parts = [out.bytes.slice(start, out.length)];
+            out.length = start;
+          } else parts.push(scratch.bytes.slice(0, scratch.length));
+          parts.push(this.asyncPart!);
+        } else if (parts !== null) {
+          parts.push(scratch.bytes.slice(0, scratch.length));
+        } else if (result === Lookup.Failed) {
+          // A failed script answers the whole request with its error line, as memcached ends a
+          // request on an error: an END after it would be read as the next request's reply.
+          out.bytes.copyWithin(start, out.length - this.errorLength, out.length);
+          out.length = start + this.errorLength;
+          return Step.Done;
+        }
+        if (parts === null && (out.length >= limit || this.luaMs >= luaBudgetMs) && this.moreKeys(buf)) return this.stopGet(start, withCas, touch, exptime);
       }
-      if (parts === null && (out.length >= limit || this.luaMs >= luaBudgetMs) && this.moreKeys(buf)) return this.stopGet(start, withCas, touch, exptime);
+    } finally {
+      this.releaseStore();
     }
     if (parts !== null) {
       this.deliver(assembleRetrieval(parts));
@@ -598,6 +607,8 @@ export class TextProtocol {
     counters.cmd_get++;
     // Virtual keys run for plain `get` only, as in the original (gets/gat need a real item).
     if (virtualKey !== null && !withCas && !touch && hasColon(buf, k, klen)) {
+      // Lua takes the store lock itself, call by call.
+      this.releaseStore();
       const t0 = performance.now();
       const reply = virtualKey(latin1String(buf, k, k + klen));
       this.luaMs += performance.now() - t0;
@@ -622,16 +633,14 @@ export class TextProtocol {
         return Lookup.Ok;
       }
     }
-    // One hold of the store lock covers the lookup and the copy: no other thread can change or
-    // free the item in between, so a value is never torn.
-    let it: number;
-    store.lock.lock();
-    try {
-      it = touch ? store.getAndTouch(buf, k, klen, exptime) : store.get(buf, k, klen);
-      if (it !== 0) this.writeValue(target, buf, k, klen, it, withCas);
-    } finally {
-      store.lock.unlock();
+    // The store lock covers the lookup and the copy: no other thread can change or free the item
+    // in between, so a value is never torn. It stays held for the request's next plain key.
+    if (!this.storeHeld) {
+      store.lock.lock();
+      this.storeHeld = true;
     }
+    const it = touch ? store.getAndTouch(buf, k, klen, exptime) : store.get(buf, k, klen);
+    if (it !== 0) this.writeValue(target, buf, k, klen, it, withCas);
     if (it === 0) {
       counters.get_misses++;
       if (touch) counters.touch_misses++;
@@ -663,26 +672,37 @@ export class TextProtocol {
     const blocks = merge.localBlocks;
     let i = 0;
     this.firstKey(first);
-    while (this.nextKey(buf)) {
-      const k = this.keyStart;
-      const klen = this.keyEnd - k;
-      const owner = owners[i++];
-      if (owner !== router.selfIndex) {
-        merge.addRemote(owner, k - lineStart, k + klen - lineStart);
-        continue;
+    try {
+      while (this.nextKey(buf)) {
+        const k = this.keyStart;
+        const klen = this.keyEnd - k;
+        const owner = owners[i++];
+        if (owner !== router.selfIndex) {
+          merge.addRemote(owner, k - lineStart, k + klen - lineStart);
+          continue;
+        }
+        const start = blocks.length;
+        const result = this.lookupInto(blocks, buf, k, klen, withCas, touch, exptime);
+        if (result === Lookup.Failed) {
+          // Nothing was sent yet: the script's error line answers the request.
+          this.out.putBytes(blocks.bytes, blocks.length - this.errorLength, this.errorLength);
+          return Step.Done;
+        }
+        if (result === Lookup.Async) merge.addLocalLater(this.asyncPart!);
+        else merge.addLocal(start);
       }
-      const start = blocks.length;
-      const result = this.lookupInto(blocks, buf, k, klen, withCas, touch, exptime);
-      if (result === Lookup.Failed) {
-        // Nothing was sent yet: the script's error line answers the request.
-        this.out.putBytes(blocks.bytes, blocks.length - this.errorLength, this.errorLength);
-        return Step.Done;
-      }
-      if (result === Lookup.Async) merge.addLocalLater(this.asyncPart!);
-      else merge.addLocal(start);
+    } finally {
+      this.releaseStore();
     }
     session.sendMultiget(merge, line, this.ends[first - 1] - lineStart);
     return this.afterForward();
+  }
+
+  /** Gives back the store lock lookupInto took, if it did. */
+  private releaseStore(): void {
+    if (!this.storeHeld) return;
+    this.storeHeld = false;
+    this.ctx.store.lock.unlock();
   }
 
   private growKeyOwners(): void {
