@@ -5,6 +5,8 @@
  */
 import type { Socket, TCPSocketListener } from "bun";
 import { AuthTable } from "./auth.ts";
+import { parseServerList } from "./cluster/ketama.ts";
+import { HealthTable } from "./cluster/peer-health.ts";
 import { ClusterRouter } from "./cluster/router.ts";
 import type { Config } from "./config.ts";
 import { type LatencyRecorder, type ProtocolContext, TextProtocol } from "./protocol/text.ts";
@@ -55,13 +57,15 @@ const MIN_INPUT_BETWEEN_GC_BYTES = 512 * 1024;
 const MAX_INPUT_BETWEEN_GC_BYTES = 64 * 1024 * 1024;
 
 /**
- * What the threads serving one port share: the store, every thread's counters, and the count of
- * open connections (-c is one limit for the whole process).
+ * What the threads serving one port share: the store, every thread's counters, the count of
+ * open connections (-c is one limit for the whole process), and with --cluster the peers' health
+ * (so that every thread routes a key to the same node).
  */
 export interface ServerMemory {
   readonly store: StoreMemory;
   readonly counters: SharedArrayBuffer;
   readonly connections: SharedArrayBuffer;
+  readonly peerHealth: SharedArrayBuffer | null;
 }
 
 export function createServerMemory(config: Config, threads: number): ServerMemory {
@@ -69,6 +73,7 @@ export function createServerMemory(config: Config, threads: number): ServerMemor
     store: createStoreMemory(config.memoryLimitMb * 1024 * 1024, config.eviction as EvictionName),
     counters: CounterTable.create(threads).buffer,
     connections: new SharedArrayBuffer(4),
+    peerHealth: config.cluster ? HealthTable.create(parseServerList(config.peers).length).buffer : null,
   };
 }
 
@@ -126,6 +131,7 @@ export class CacheServer implements StatsSource {
           failureLimit: config.serverFailureLimit,
           autoEject: config.autoEject,
           retryTimeoutMs: config.serverRetryTimeoutMs,
+          health: memory.peerHealth ?? undefined,
         })
       : null;
     const router = this.router;

@@ -28,8 +28,8 @@ beforeAll(async () => {
   if (Bun.which("nutcracker") === null) throw new Error("nutcracker not found: apt-get install -y nutcracker");
   for (const port of nodePorts) {
     const args = ["-p", String(port), "-m", "16", "--cluster", "--peers", peers, "--self", `127.0.0.1:${port}`, "--auto-eject", "--server-failure-limit", "1", "--server-retry-timeout", "600000"];
-    // One thread: each thread routes with its own view of its peers' health.
-    args.push("-t", "1");
+    // Two threads per node: an ejection one thread sees holds for the other (shared health).
+    args.push("-t", "2");
     procs.push(Bun.spawn([...serverCommand(), ...args], { cwd: ROOT, stdout: "ignore", stderr: "ignore" }));
   }
   const yaml =

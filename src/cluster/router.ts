@@ -7,7 +7,7 @@
 import type { OutputBuffer } from "../protocol/output.ts";
 import { isHashName } from "./hash.ts";
 import { Continuum, parseServerList, type ServerSpec } from "./ketama.ts";
-import { type HealthOptions, PeerHealth, PeerState } from "./peer-health.ts";
+import { type HealthOptions, HealthTable, type PeerHealth, PeerState } from "./peer-health.ts";
 import { type LinkEvents, PeerLink, type ReplyTarget } from "./peer-link.ts";
 import { ReplyKind } from "./reply-shape.ts";
 import { ForwardingSession } from "./session.ts";
@@ -18,6 +18,8 @@ export interface RouterOptions extends HealthOptions {
   self: string;
   hash: string;
   peerTimeoutMs: number;
+  /** The peers' health records shared with this node's other threads (HealthTable); a new table when absent. */
+  health?: SharedArrayBuffer;
 }
 
 const enc = new TextEncoder();
@@ -42,9 +44,9 @@ class Peer implements LinkEvents {
     readonly spec: ServerSpec,
     private readonly router: ClusterRouter,
     private readonly timeoutMs: number,
-    health: HealthOptions,
+    health: PeerHealth,
   ) {
-    this.health = new PeerHealth(health);
+    this.health = health;
     this.label = `${spec.host}:${spec.port}`;
     this.unavailable = enc.encode(`SERVER_ERROR peer ${this.label} unavailable\r\n`);
   }
@@ -71,7 +73,7 @@ class Peer implements LinkEvents {
     this.link?.fail(reason);
     this.link = null;
     if (this.health.state === PeerState.Ejected) {
-      this.router.ejected(this.index);
+      this.router.followHealth();
       this.scheduleProbe(Math.max(0, this.health.retryAt - Date.now()));
     } else this.scheduleProbe(0);
   }
@@ -108,7 +110,7 @@ class Peer implements LinkEvents {
           probe.fail("probe done", true);
           this.probe = null;
           this.health.recovered();
-          this.router.rejoined(this.index);
+          this.router.followHealth();
         },
         failed: () => {
           if (this.probe !== probe) return;
@@ -129,6 +131,9 @@ export class ClusterRouter {
   /** Keys of multigets answered as misses because their owner was out. */
   deadOwnerMisses = 0;
   private readonly peers: (Peer | null)[];
+  private readonly health: HealthTable;
+  /** The health table's generation the continuum was last brought in line with. */
+  private healthSeen = 0;
   private readonly toFlush: PeerLink[] = [];
   private flushScheduled = false;
   private toSettle: ForwardingSession[] = [];
@@ -141,7 +146,9 @@ export class ClusterRouter {
     const [selfSpec] = parseServerList(options.self);
     this.selfIndex = selfSpec ? servers.findIndex((s) => s.host === selfSpec.host && s.port === selfSpec.port) : -1;
     if (this.selfIndex < 0) throw new Error(`--self ${options.self || "(unset)"} is not one of --peers`);
-    this.peers = servers.map((s, i) => (i === this.selfIndex ? null : new Peer(i, s, this, options.peerTimeoutMs, options)));
+    this.health = options.health ? new HealthTable(options.health) : HealthTable.create(servers.length);
+    this.peers = servers.map((s, i) => (i === this.selfIndex ? null : new Peer(i, s, this, options.peerTimeoutMs, this.health.peer(i, options))));
+    this.followHealth();
   }
 
   get servers(): readonly ServerSpec[] {
@@ -150,6 +157,7 @@ export class ClusterRouter {
 
   /** Index of the node owning key[off, off + len) (ejected nodes own nothing). */
   ownerOf(key: Uint8Array, off: number, len: number): number {
+    if (this.health.generation !== this.healthSeen) this.followHealth();
     return this.continuum.ownerIndex(key, off, len);
   }
 
@@ -194,12 +202,17 @@ export class ClusterRouter {
     }
   }
 
-  ejected(index: number): void {
-    this.continuum.setAvailable(index, false);
-  }
-
-  rejoined(index: number): void {
-    this.continuum.setAvailable(index, true);
+  /**
+   * Brings the continuum in line with the shared health records: an ejected peer owns nothing,
+   * whichever thread of this node ejected it.
+   */
+  followHealth(): void {
+    this.healthSeen = this.health.generation;
+    for (const peer of this.peers) {
+      if (peer === null) continue;
+      const available = peer.health.state !== PeerState.Ejected;
+      if (this.continuum.isAvailable(peer.index) !== available) this.continuum.setAvailable(peer.index, available);
+    }
   }
 
   statsLines(): [string, string | number][] {
