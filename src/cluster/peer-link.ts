@@ -11,8 +11,7 @@
  */
 import type { Socket } from "bun";
 import { OutputBuffer } from "../protocol/output.ts";
-import { ProtocolError } from "./framing.ts";
-import { ReplyKind, type ScanState, scanReply } from "./reply-shape.ts";
+import { ProtocolError, ReplyKind, type ScanState, scanReply } from "./reply-shape.ts";
 
 /** Who gets a forwarded request's reply. `tag` tells the target's requests apart. */
 export interface ReplyTarget {

@@ -4,7 +4,11 @@
  * `END`, a storage command by one of its words, and so on; any request may be answered by an
  * error line. Anything else is a ProtocolError: the peer connection can no longer be trusted.
  */
-import { ProtocolError } from "./framing.ts";
+
+/** A peer's bytes that are not a reply to what it was asked: its connection cannot be trusted. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
 
 export const enum ReplyKind {
   Retrieval,

@@ -1,12 +1,14 @@
 /**
  * What `command:getFromServer` and `command:getInParallel` wait for: plain
  * `get` requests to other memcached-protocol servers (cacheismo nodes or
- * memcached), over one pooled, pipelined PeerClient per address, created on
- * first use. A server that is down, refuses, breaks the protocol or does not
- * answer within the peer timeout yields no values; a fetch never rejects and
- * never outlasts the timeout by more than a timer tick.
+ * memcached), over one pipelined PeerLink per address (the links forwarding
+ * uses, src/cluster/peer-link.ts), created on first use; writes go out once per
+ * event-loop turn. A server that is down, refuses, breaks the protocol or does
+ * not answer within the peer timeout yields no values; a fetch never rejects
+ * and never outlasts the timeout by more than a timer tick.
  */
-import { PeerClient } from "../cluster/peer.ts";
+import { type LinkEvents, PeerLink, type ReplyTarget } from "../cluster/peer-link.ts";
+import { ReplyKind } from "../cluster/reply-shape.ts";
 import { latin1Bytes, latin1String } from "../latin1.ts";
 
 export interface FetchRequest {
@@ -25,13 +27,21 @@ export interface FetchAnswer {
 
 /** Keys per `get` line, well inside every server's line limit. */
 const KEYS_PER_GET = 100;
-/** Clients kept; past this the oldest is closed (its requests in flight fail). */
-const MAX_CLIENTS = 256;
+/** Links kept; past this the oldest is closed (its requests in flight fail). */
+const MAX_LINKS = 256;
 
 const ADDRESS_RE = /^(?:\[([^\]]+)\]|([^:\s\[\]]+)):(\d{1,5})$/;
 
 export class PeerPool {
-  private readonly clients = new Map<string, PeerClient>();
+  private readonly links = new Map<string, PeerLink>();
+  private readonly toFlush = new Set<PeerLink>();
+  /** The links only need flushing: a server's health is not tracked for scripts (each fetch just fails). */
+  private readonly events: LinkEvents = {
+    answered() {},
+    failed() {},
+    wantsFlush: (link) => this.flushLater(link),
+    settled() {},
+  };
 
   constructor(private readonly timeoutMs: number) {}
 
@@ -49,36 +59,68 @@ export class PeerPool {
   }
 
   close(): void {
-    for (const client of this.clients.values()) client.close();
-    this.clients.clear();
+    for (const link of this.links.values()) link.fail("closing");
+    this.links.clear();
   }
 
-  /** The values the server has for `keys`, by key; empty when it failed. */
-  private async getMany(server: string, keys: readonly string[]): Promise<Map<string, Uint8Array>> {
-    let request = "";
-    for (let i = 0; i < keys.length; i += KEYS_PER_GET) request += `get ${keys.slice(i, i + KEYS_PER_GET).join(" ")}\r\n`;
-    try {
-      return valuesOf(await this.client(server).request(latin1Bytes(request)));
-    } catch {
-      return new Map();
-    }
+  /** The values the server has for `keys`, by key; empty when any of its requests failed. */
+  private getMany(server: string, keys: readonly string[]): Promise<Map<string, Uint8Array>> {
+    const link = this.link(server);
+    const values = new Map<string, Uint8Array>();
+    let waiting = Math.ceil(keys.length / KEYS_PER_GET);
+    let failed = false;
+    return new Promise((resolve) => {
+      const settle = (): void => {
+        if (--waiting === 0) resolve(failed ? new Map() : values);
+      };
+      const target: ReplyTarget = {
+        answered: (_tag, buf, from, to) => {
+          addValues(values, buf, from, to);
+          settle();
+        },
+        failed: () => {
+          failed = true;
+          settle();
+        },
+      };
+      for (let i = 0; i < keys.length; i += KEYS_PER_GET) {
+        const line = keys.slice(i, i + KEYS_PER_GET).join(" ");
+        link.out.put(latin1Bytes(`get ${line}\r\n`));
+        link.sent(ReplyKind.Retrieval, latin1Bytes(line), target, 0);
+      }
+    });
   }
 
-  private client(server: string): PeerClient {
-    let client = this.clients.get(server);
-    if (client === undefined) {
-      if (this.clients.size >= MAX_CLIENTS) {
-        const [oldest, oldestClient] = this.clients.entries().next().value!;
-        oldestClient.close();
-        this.clients.delete(oldest);
+  private link(server: string): PeerLink {
+    let link = this.links.get(server);
+    if (link === undefined || link.dead) {
+      this.links.delete(server);
+      if (this.links.size >= MAX_LINKS) {
+        const [oldest, oldestLink] = this.links.entries().next().value!;
+        oldestLink.fail("too many servers");
+        this.links.delete(oldest);
       }
       const { host, port } = parseAddress(server)!;
-      client = new PeerClient(host, port, this.timeoutMs);
-      this.clients.set(server, client);
+      link = new PeerLink(`server ${server}`, host, port, this.timeoutMs, UNAVAILABLE, this.events);
+      this.links.set(server, link);
     }
-    return client;
+    return link;
+  }
+
+  /** Requests queued during this turn go out together at its end. */
+  private flushLater(link: PeerLink): void {
+    if (this.toFlush.size === 0) {
+      setImmediate(() => {
+        for (const l of this.toFlush) l.flush();
+        this.toFlush.clear();
+      });
+    }
+    this.toFlush.add(link);
   }
 }
+
+/** What a failed request's target is given; a fetch only counts it as a failure. */
+const UNAVAILABLE = latin1Bytes("SERVER_ERROR unavailable\r\n");
 
 function parseAddress(server: string): { host: string; port: number } | null {
   const m = ADDRESS_RE.exec(server);
@@ -89,22 +131,21 @@ function parseAddress(server: string): { host: string; port: number } | null {
 }
 
 /**
- * The VALUE blocks of one or more retrieval replies (framed by PeerClient, so
- * well formed), by key. END and error lines carry no values.
+ * Adds the VALUE blocks of one retrieval reply buf[from, to) (checked by the link against its
+ * request, so well formed) to `values`, by key; the first block of a key wins. END and error
+ * lines carry no values.
  */
-function valuesOf(reply: Uint8Array): Map<string, Uint8Array> {
-  const values = new Map<string, Uint8Array>();
-  let pos = 0;
-  while (pos < reply.length) {
-    const lf = reply.indexOf(10, pos);
-    if (lf < 0) break;
-    const line = latin1String(reply, pos, lf - 1);
+function addValues(values: Map<string, Uint8Array>, buf: Uint8Array, from: number, to: number): void {
+  let pos = from;
+  while (pos < to) {
+    const lf = buf.indexOf(10, pos);
+    if (lf < 0 || lf >= to) break;
+    const line = latin1String(buf, pos, lf - 1);
     pos = lf + 1;
     if (!line.startsWith("VALUE ")) continue;
     const [, key, , bytes] = line.split(" ");
     const length = Number(bytes);
-    if (!values.has(key)) values.set(key, reply.slice(pos, pos + length));
+    if (!values.has(key)) values.set(key, buf.slice(pos, pos + length));
     pos += length + 2;
   }
-  return values;
 }
