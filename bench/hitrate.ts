@@ -2,7 +2,10 @@
 //
 //   bun run bench/hitrate.ts [--requests N] [--keys N] [--workloads W1,W3] [--memory-mb N]
 //                            [--target "<command with {port}, optional {mb}>"] [--eviction <policy>]
-//                            [--seed N] [--batch N] [--run-timeout-s N]
+//                            [--seed N] [--batch N] [--run-timeout-s N] [--rate N]
+//
+// --rate N paces the replay at N requests per second (needed by the TTL workloads T1, T2: see
+// bench/hitrate/replay.ts); the ideal LRU then frees expired keys at once (expiry-aware).
 //
 // Each workload is replayed (get; on a miss, set the key's fixed-size value; every hit checked
 // byte for byte) against two in-process ideal LRU models and against a fresh memcached and a
@@ -15,7 +18,7 @@ import { killAll, killAllOnSignal } from "./lib/proc.ts";
 import { type Targets, type WorkloadReport, checks, workloadTable } from "./hitrate/report.ts";
 import { type ServerSpec, memcachedSpec, targetSpec } from "./hitrate/servers.ts";
 import { type RunOptions, type SystemResult, runModel, runServer } from "./hitrate/systems.ts";
-import { WORKLOADS, buildTrace, findWorkload, type WorkloadSpec } from "./hitrate/workloads.ts";
+import { DEFAULT_WORKLOADS, buildTrace, findWorkload, type WorkloadSpec } from "./hitrate/workloads.ts";
 
 const REPO_ROOT: string = resolve(import.meta.dir, "..");
 const MIB = 1024 * 1024;
@@ -31,6 +34,7 @@ interface Options {
   seed: number;
   batch: number;
   runTimeoutMs: number;
+  rate: number;
 }
 
 function positiveInt(name: string, raw: string): number {
@@ -45,28 +49,34 @@ function parseOptions(): Options {
     options: {
       requests: { type: "string", default: "1000000" },
       keys: { type: "string", default: "200000" },
-      workloads: { type: "string", default: WORKLOADS.map((w) => w.name).join(",") },
+      workloads: { type: "string", default: DEFAULT_WORKLOADS.map((w) => w.name).join(",") },
       "memory-mb": { type: "string", default: "64" },
       target: { type: "string", default: "bun run src/main.ts -p {port} -m {mb}" },
       eviction: { type: "string" },
       seed: { type: "string", default: "1" },
       batch: { type: "string", default: "100" },
       "run-timeout-s": { type: "string", default: "200" },
+      rate: { type: "string", default: "0" },
     },
   });
+  const rate = values.rate === "0" ? 0 : positiveInt("rate", values.rate);
   if (!values.target.includes("{port}")) throw new Error('--target must contain "{port}"');
   const requests = positiveInt("requests", values.requests);
   if (requests < 2) throw new Error("--requests must be at least 2 (the second half is measured)");
+  const workloads = values.workloads.split(",").map((name) => findWorkload(name.trim()));
+  const unpaced = workloads.filter((w) => w.ttl !== undefined && rate === 0);
+  if (unpaced.length > 0) throw new Error(`${unpaced.map((w) => w.name).join(", ")} set TTLs: give --rate`);
   return {
     requests,
     keys: positiveInt("keys", values.keys),
-    workloads: values.workloads.split(",").map((name) => findWorkload(name.trim())),
+    workloads,
     memoryMb: positiveInt("memory-mb", values["memory-mb"]),
     target: values.target,
     eviction: values.eviction,
     seed: positiveInt("seed", values.seed),
     batch: positiveInt("batch", values.batch),
     runTimeoutMs: positiveInt("run-timeout-s", values["run-timeout-s"]) * 1000,
+    rate,
   };
 }
 
@@ -80,7 +90,7 @@ function printSetup(options: Options, servers: ServerSpec[]): void {
   const args = Bun.argv.slice(2).map((a) => (/^[\w.,\/=-]+$/.test(a) ? a : `"${a}"`));
   console.log(`- command: \`${["bun", "run", "bench/hitrate.ts", ...args].join(" ")}\``);
   console.log(`- nproc ${commandOutput(["nproc"])}, bun ${commandOutput(["bun", "--version"])}, ${commandOutput(["memcached", "-V"])}, load average at start ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-  console.log(`- ${options.keys.toLocaleString("en-US")} keys per phase, ${options.requests.toLocaleString("en-US")} requests, Zipf alpha ${ZIPF_ALPHA}, seed ${options.seed}, batches of ${options.batch} pipelined gets (misses set before the next batch)`);
+  console.log(`- ${options.keys.toLocaleString("en-US")} keys per phase, ${options.requests.toLocaleString("en-US")} requests, Zipf alpha ${ZIPF_ALPHA} unless the workload says, seed ${options.seed}, batches of ${options.batch} pipelined gets (misses set before the next batch)${options.rate > 0 ? `, paced at ${options.rate.toLocaleString("en-US")} requests/s (ideal LRU expiry-aware)` : ""}`);
   console.log(`- ideal LRU budget ${options.memoryMb} MiB: "payload bytes" counts key + value; "cacheismo item cost" counts 48-byte header + key + value rounded up to 32 bytes`);
   for (const spec of servers) console.log(`- ${spec.name}: \`${spec.argv.join(" ")}\``);
   console.log("");
@@ -109,7 +119,7 @@ async function main(): Promise<number> {
   const servers: ServerSpec[] = [memcachedSpec(options.memoryMb), targetSpec(options.target, options.memoryMb, options.eviction)];
   printSetup(options, servers);
   const workDir = mkdtempSync(join(tmpdir(), "cacheismo-hitrate-"));
-  const runOptions: RunOptions = { batch: options.batch, runTimeoutMs: options.runTimeoutMs, workDir, repoRoot: REPO_ROOT };
+  const runOptions: RunOptions = { batch: options.batch, rate: options.rate, runTimeoutMs: options.runTimeoutMs, workDir, repoRoot: REPO_ROOT };
   let broken = true;
   try {
     const reports: WorkloadReport[] = [];

@@ -33,6 +33,7 @@ export interface Config {
   logFormat: string;
   metricsPort: number;
   shutdownTimeoutSeconds: number;
+  memoryFile: string;
   help: boolean;
   version: boolean;
 }
@@ -87,6 +88,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: "logFormat", long: "log-format", kind: "string", default: "logfmt", choices: ["logfmt", "json"], live: true, help: "log line format on stderr: logfmt or json" },
   { key: "metricsPort", long: "metrics-port", kind: "int", default: 0, min: 0, max: 65535, help: "HTTP port for /metrics (Prometheus) and /healthz on the listen address (0 = off)" },
   { key: "shutdownTimeoutSeconds", long: "shutdown-timeout", kind: "int", default: 5, min: 0, max: 3600, live: true, help: "on SIGTERM/SIGINT, time in-flight requests get to finish" },
+  { key: "memoryFile", long: "memory-file", kind: "string", default: "", help: "write the cache to this file on a graceful stop and read it back at start (warm restart; empty = off)" },
   { key: "help", long: "help", short: "h", kind: "flag", default: false, cliOnly: true, help: "print this help and exit" },
   { key: "version", long: "version", short: "V", kind: "flag", default: false, cliOnly: true, help: "print the version and exit" },
 ];

@@ -3,13 +3,16 @@
  * Command-line entry: flags and --config file → config → server, logging, metrics and signals.
  *   SIGTERM, SIGINT  stop accepting, give in-flight requests --shutdown-timeout seconds, exit 0
  *   SIGHUP           re-read the config file, apply the live options, reload the Lua scripts
+ * With --memory-file the cache is restored before the port opens and saved after a graceful stop.
  * Exit codes: 0 done, 1 cannot start (port taken, ...), 2 bad flags or config file.
  */
 import { applyReload, type Config, ConfigError, helpText, loadConfig } from "./config.ts";
 import { type Level, type LogFormat, Logger } from "./log.ts";
+import { restoreAtStart, saveAtStop } from "./memory-file/warm-restart.ts";
 import { LatencyHistograms, type MetricsServer, startMetrics } from "./metrics.ts";
 import { CacheServer } from "./server.ts";
 import type { StatsSource } from "./stats.ts";
+import type { Store } from "./store/store.ts";
 import { COMMIT, VERSION } from "./version.ts";
 import { threadCount, WorkerPool, WorkerStartError } from "./worker-pool.ts";
 
@@ -17,6 +20,8 @@ import { threadCount, WorkerPool, WorkerStartError } from "./worker-pool.ts";
 interface Serving {
   readonly port: number;
   readonly source: StatsSource;
+  /** The store every thread serves (the main thread's view of it). */
+  readonly store: Store;
   /** The command latencies /metrics renders (null without --metrics-port). */
   latency(): LatencyHistograms | null;
   /** Opens the port (and starts the threads); rejects when it cannot. */
@@ -48,12 +53,18 @@ async function main(argv: readonly string[]): Promise<void> {
   const threads = threadCount(config.threads);
   let serving: Serving;
   try {
-    serving = threads === 1 ? alone(config, log) : pool(config, threads, log);
+    serving = threads === 1 ? alone(config, log, () => exitAfterStop()) : pool(config, threads, log, () => exitAfterStop());
   } catch (e) {
     // Settings that only make sense together (--cluster, --peers, --self, --hash, --auth-file).
     process.stderr.write(`cacheismo: ${(e as Error).message}\n`);
     process.exit(2);
   }
+
+  // Every graceful stop ends here, once no thread serves any more.
+  const exitAfterStop = (): never => {
+    if (config.memoryFile) saveAtStop(config.memoryFile, serving.store, log);
+    process.exit(0);
+  };
 
   // Signals are handled from here on: one that comes while the port opens waits for it.
   let stopping = false;
@@ -72,7 +83,7 @@ async function main(argv: readonly string[]): Promise<void> {
     await serving.drain(timeoutMs);
     await metrics?.stop();
     log.info("stopped", { signal });
-    process.exit(0);
+    exitAfterStop();
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
@@ -82,6 +93,7 @@ async function main(argv: readonly string[]): Promise<void> {
     reloading = reloading.then(() => listening).then(() => reload(argv, config, log, serving));
   });
 
+  if (config.memoryFile) restoreAtStart(config.memoryFile, serving.store, log);
   // /metrics first, so that it answers once the cache port does.
   if (config.metricsPort > 0) {
     try {
@@ -136,7 +148,7 @@ async function reload(argv: readonly string[], running: Config, log: Logger, ser
 }
 
 /** One thread: the server runs in this one, as before there were workers. Throws on bad settings. */
-function alone(config: Config, log: Logger): Serving {
+function alone(config: Config, log: Logger, stopped: () => void): Serving {
   // With /metrics on, the protocol times each command into it (two clock reads per request, so
   // only then).
   const latency = config.metricsPort > 0 ? new LatencyHistograms() : null;
@@ -145,7 +157,7 @@ function alone(config: Config, log: Logger): Serving {
     log: (level, msg) => log.log(level as Level, msg),
     onShutdown: () => {
       log.info("stopped by the shutdown command");
-      process.exit(0);
+      stopped();
     },
   });
   return {
@@ -153,6 +165,7 @@ function alone(config: Config, log: Logger): Serving {
       return server.port;
     },
     source: server,
+    store: server.store,
     latency: () => latency,
     listen: () => server.start(),
     drain: (timeoutMs) => server.drain(timeoutMs),
@@ -164,12 +177,12 @@ function alone(config: Config, log: Logger): Serving {
  * Several threads: a pool of workers on one port over shared memory; this thread only steers.
  * Bad settings show when the workers build their servers (listen rejects with WorkerStartError).
  */
-function pool(config: Config, threads: number, log: Logger): Serving {
+function pool(config: Config, threads: number, log: Logger, stopped: () => void): Serving {
   const workers: WorkerPool = new WorkerPool(config, threads, {
     log: (level, msg) => log.log(level as Level, msg),
     shutdown: () => {
       log.info("stopped by the shutdown command");
-      void workers.drain(config.shutdownTimeoutSeconds * 1000).then(() => process.exit(0));
+      void workers.drain(config.shutdownTimeoutSeconds * 1000).then(stopped);
     },
     crashed: (thread, reason) => {
       log.error("a worker thread died; exiting so that the service manager restarts the server", { thread, reason });
@@ -182,6 +195,7 @@ function pool(config: Config, threads: number, log: Logger): Serving {
       return workers.port;
     },
     source: workers,
+    store: workers.store,
     latency: () => (timed ? workers.latency() : null),
     listen: () => workers.start(timed),
     drain: (timeoutMs) => workers.drain(timeoutMs),

@@ -135,6 +135,9 @@ export function statsLines(src: StatsSource, group: string): [string, string | n
         ["total_items", store.counters.totalItems],
         ["evictions", store.counters.evictions],
         ["reclaimed", store.counters.reclaimed],
+        ["expired_unfetched", store.counters.expiredUnfetched],
+        ["crawler_reclaimed", store.crawler.reclaimed],
+        ["crawler_items_checked", store.crawler.itemsChecked],
         ["hash_bytes", store.hashBuckets * 4],
         ["arena_free_bytes", store.arena.freeUnits * 32],
         // Store operations and Lua calls that had to wait for another thread (-t above 1).

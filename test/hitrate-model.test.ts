@@ -169,3 +169,54 @@ describe("ideal LRU model", () => {
     expect(result.everSet.reduce((a, b) => a + b, 0)).toBe(distinct);
   });
 });
+
+describe("TTL workloads and the expiry-aware ideal LRU", () => {
+  test("an expired key's memory is free at once: storing after its expiry evicts no live key", () => {
+    const lru = new IdealLru(Int32Array.of(30, 30, 30, 30), 100, Int32Array.of(2, 0, 0, 0));
+    lru.set(0, 0.5); // expires when the whole-second clock reaches 2
+    lru.set(1, 0.5);
+    lru.set(2, 1);
+    lru.expire(1.9);
+    expect(lru.get(0)).toBe(true);
+    lru.expire(2.0);
+    expect(lru.get(0)).toBe(false);
+    lru.set(3, 2.0);
+    expect([...lru.keysLruFirst()]).toEqual([1, 2, 3]);
+    expect(lru.evictions).toBe(0);
+  });
+
+  test("setting a key again restarts its TTL", () => {
+    const lru = new IdealLru(Int32Array.of(10), 100, Int32Array.of(2));
+    lru.set(0, 0);
+    lru.set(0, 1.5);
+    lru.expire(2.5);
+    expect(lru.get(0)).toBe(true);
+    lru.expire(3);
+    expect(lru.get(0)).toBe(false);
+    expect(lru.usedBytes).toBe(0);
+  });
+
+  test("a TTL workload gives its fraction of the keys a TTL in its range; the others have none", () => {
+    const ttls = (name: string): Int32Array => buildTrace(findWorkload(name), { keys: 4000, requests: 100, alpha: 1, seed: 1 }).keyspace.ttls;
+    const spread = ttls("T2");
+    const withTtl = spread.filter((t) => t !== 0);
+    expect(withTtl.length / spread.length).toBeGreaterThan(0.45);
+    expect(withTtl.length / spread.length).toBeLessThan(0.55);
+    expect(Math.min(...withTtl)).toBe(1);
+    expect(Math.max(...withTtl)).toBeGreaterThan(40);
+    expect(Math.max(...withTtl)).toBeLessThanOrEqual(60);
+    expect(new Set(ttls("T1"))).toEqual(new Set([0, 2]));
+    expect(ttls("T0").every((t) => t === 0)).toBe(true);
+  });
+
+  test("a paced replay tells a model each batch's due time instead of waiting for it", async () => {
+    const trace = buildTrace(findWorkload("T1"), { keys: 100, requests: 1000, alpha: 1, seed: 1 });
+    const due: number[] = [];
+    const cache = { waitsForTime: false, exchange: (_s: Int32Array, _g: Int32Array, _h: Uint8Array, now: number) => void due.push(now) };
+    const started = Date.now();
+    await replay(trace, cache, 100, Date.now() + 10_000, 50); // 20 s of requests at 50/s
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(due.slice(0, 3)).toEqual([0, 2, 4]);
+    expect(due.at(-1)).toBe(20);
+  });
+});

@@ -262,6 +262,24 @@ describe("memcached replies over TCP", () => {
     expect(await c.request("stats reset\r\n")).toBe("RESET\r\n");
   });
 
+  test("the crawler frees expired items with no request touching them, counted in stats and zeroed by stats reset", async () => {
+    const statsMap = async (): Promise<Record<string, string>> =>
+      Object.fromEntries([...(await c.request("stats\r\n", "END\r\n")).matchAll(/STAT (\S+) (\S+)\r\n/g)].map((m) => [m[1], m[2]]));
+    await c.request("flush_all\r\n");
+    const before = await statsMap();
+    for (let i = 0; i < 10; i++) await c.request(`set ttl${i} 0 1 1\r\nx\r\n`);
+    await c.request("set lasting 0 0 1\r\nx\r\n");
+    await Bun.sleep(2300); // the one-second TTL runs out on the next clock tick but one, then a crawl timer fires
+    const after = await statsMap();
+    expect(after.curr_items).toBe("1");
+    expect(Number(after.crawler_reclaimed) - Number(before.crawler_reclaimed)).toBe(10);
+    expect(Number(after.expired_unfetched) - Number(before.expired_unfetched)).toBe(10);
+    expect(Number(after.crawler_items_checked)).toBeGreaterThanOrEqual(11);
+    expect(await c.request("stats reset\r\n")).toBe("RESET\r\n");
+    const reset = await statsMap();
+    for (const name of ["crawler_reclaimed", "expired_unfetched", "crawler_items_checked"]) expect(reset[name]).toBe("0");
+  });
+
   test("pipelined requests in one write are answered in order", async () => {
     let req = "";
     let expected = "";

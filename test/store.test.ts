@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { heapStats } from "bun:jsc";
 import { Clock } from "../src/store/clock.ts";
 import { Namespace } from "../src/store/item.ts";
-import { Store, StoreMode, StoreResult } from "../src/store/store.ts";
+import { CRAWL_ITEMS_PER_ALLOCATION, Store, StoreMode, StoreResult } from "../src/store/store.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -301,6 +301,131 @@ describe("store namespaces", () => {
     expect(put(store, "x".repeat(2000), Namespace.Client)).toBe(StoreResult.TooLarge);
     expect(read(store, Namespace.Objects)).toBe("kept");
     expect(read(store, Namespace.Client)).toBeNull();
+    store.checkInvariants();
+  });
+});
+
+describe("store expiry crawler", () => {
+  const VALUE = "v".repeat(400);
+
+  /** Fills the arena with alternating expiring (ttl 10 s) and lasting items until the first eviction. */
+  function fillHalfExpiring(store: Store, onExpiring: (key: string) => void = () => {}): { lasting: string[]; expiring: number } {
+    const lasting: string[] = [];
+    let expiring = 0;
+    for (let i = 0; store.counters.evictions === 0; i++) {
+      const key = `old${i}`;
+      if (i % 2 === 0) {
+        set(store, key, VALUE, 10);
+        onExpiring(key);
+        expiring++;
+      } else {
+        set(store, key, VALUE);
+        lasting.push(key);
+      }
+    }
+    return { lasting: lasting.filter((k) => has(store, k)), expiring };
+  }
+
+  test.each(["lru", "gdsf"] as const)("with half of a full arena expired, new items evict no live item while expired ones remain (%s)", (eviction) => {
+    const store = makeStore(MB, MB, eviction);
+    const { lasting, expiring } = fillHalfExpiring(store);
+    const evictedWhileFilling = store.counters.evictions;
+    store.clock.now += 11;
+    // A third of the expired items' room: expired ones remain throughout.
+    for (let i = 0; i < expiring / 3; i++) expect(set(store, `new${i}`, VALUE)).toBe(StoreResult.Stored);
+    expect(store.counters.evictions).toBe(evictedWhileFilling);
+    expect(store.crawler.reclaimed).toBeGreaterThan(0);
+    for (const key of lasting) expect(has(store, key)).toBe(true);
+    store.checkInvariants();
+  });
+
+  test("gdsf victimizes expired items first, however often they were read", () => {
+    const store = makeStore(MB, MB, "gdsf");
+    // The expiring items are read often (high priority), the lasting ones never (lowest).
+    const { lasting, expiring } = fillHalfExpiring(store, (key) => {
+      for (let r = 0; r < 5; r++) get(store, key);
+    });
+    const evictedWhileFilling = store.counters.evictions;
+    store.clock.now += 11;
+    for (let i = 0; i < expiring / 3; i++) set(store, `new${i}`, VALUE);
+    expect(store.counters.evictions).toBe(evictedWhileFilling);
+    for (const key of lasting) expect(has(store, key)).toBe(true);
+    store.checkInvariants();
+  });
+
+  test("an allocation's crawl looks at a bounded number of items, not the whole index", () => {
+    const store = makeStore(4 * MB);
+    for (let i = 0; store.counters.evictions === 0; i++) set(store, `e${i}`, "x".repeat(100), 10);
+    const held = store.itemCount;
+    store.clock.now += 11;
+    const bound = CRAWL_ITEMS_PER_ALLOCATION + 8; // the slice ends with a whole bucket chain
+    for (let i = 0; i < 100; i++) {
+      const before = store.crawler.itemsChecked;
+      expect(set(store, `n${i}`, "x".repeat(100))).toBe(StoreResult.Stored);
+      expect(store.crawler.itemsChecked - before).toBeLessThanOrEqual(bound);
+    }
+    // Most expired items are still there for later slices: nothing walked the whole arena.
+    expect(store.itemCount).toBeGreaterThan(held / 2);
+    expect(store.counters.evictions).toBe(1);
+    store.checkInvariants();
+  });
+
+  test("a timer slice frees the expired items among at most the items it is given", () => {
+    const store = makeStore(4 * MB);
+    for (let i = 0; i < 10_000; i++) set(store, `e${i}`, "x", i % 2 === 0 ? 10 : 0);
+    store.clock.now += 11;
+    const freed = store.crawlExpired(1000, 1 << 20);
+    expect(store.crawler.itemsChecked).toBeGreaterThanOrEqual(1000);
+    expect(store.crawler.itemsChecked).toBeLessThanOrEqual(1008);
+    expect(freed).toBe(store.crawler.reclaimed);
+    expect(freed).toBeGreaterThan(300);
+    expect(store.itemCount).toBe(10_000 - freed);
+    // Slice after slice, the cursor goes round the whole index: every expired item goes.
+    for (let i = 0; i < 20; i++) store.crawlExpired(1000, 1 << 20);
+    expect(store.itemCount).toBe(5000);
+    store.checkInvariants();
+  });
+
+  test("expired_unfetched counts expired items no read ever hit", () => {
+    const store = makeStore();
+    set(store, "read", "x", 10);
+    set(store, "unread", "x", 10);
+    set(store, "unread-evicted-end", "x", 10);
+    expect(get(store, "read")).toBe("x");
+    store.clock.now += 11;
+    expect(has(store, "unread-evicted-end")).toBe(false); // reclaimed on lookup
+    store.crawlExpired(100, 1 << 20);
+    expect(store.crawler.reclaimed).toBe(2);
+    expect(store.counters.reclaimed).toBe(1);
+    expect(store.counters.expiredUnfetched).toBe(2);
+    store.checkInvariants();
+  });
+
+  test("the count of expiring items follows touch, replace and delete; no slice runs without them", () => {
+    const store = makeStore();
+    set(store, "a", "x", 10);
+    set(store, "b", "x");
+    store.checkInvariants();
+    expect(store.touch(enc.encode("a"), 0, 1, 0)).toBe(true); // a no longer expires
+    expect(store.touch(enc.encode("b"), 0, 1, 5)).toBe(true); // b now does
+    store.checkInvariants();
+    set(store, "b", "y");
+    store.checkInvariants();
+    store.clock.now += 11;
+    expect(store.crawlExpired(100, 1 << 20)).toBe(0);
+    expect(store.crawler.itemsChecked).toBe(0);
+  });
+
+  test("flush_all forgets the expiring items it removed, and the crawler goes on freeing later ones", () => {
+    const store = makeStore(4 * MB);
+    for (let i = 0; i < 5000; i++) set(store, `a${i}`, "x", 10);
+    store.crawlExpired(700, 1 << 20); // the cursor is somewhere inside the index
+    store.flushAll();
+    store.checkInvariants();
+    for (let i = 0; i < 5000; i++) set(store, `b${i}`, "x", i % 2 === 0 ? 10 : 0);
+    store.clock.now += 11;
+    for (let i = 0; i < 10; i++) store.crawlExpired(1000, 1 << 20);
+    expect(store.itemCount).toBe(2500);
     store.checkInvariants();
   });
 });

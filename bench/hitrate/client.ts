@@ -40,6 +40,7 @@ interface Pending {
 }
 
 export class PipelinedClient implements CacheUnderTest {
+  readonly waitsForTime = true;
   readonly problems: ReplyProblems = { corruptHits: 0, getErrors: 0, setErrors: 0, samples: [] };
   private socket: Socket<undefined> | undefined;
   private out: Buffer = Buffer.allocUnsafe(1 << 20);
@@ -105,7 +106,7 @@ export class PipelinedClient implements CacheUnderTest {
       const key = sets[i];
       at += out.write("set ", at, "latin1");
       at += ks.key(key).copy(out, at);
-      at += out.write(` 0 0 ${ks.sizes[key]}\r\n`, at, "latin1");
+      at += out.write(` 0 ${ks.ttls[key]} ${ks.sizes[key]}\r\n`, at, "latin1");
       at += ks.value(key).copy(out, at);
       at += out.write("\r\n", at, "latin1");
     }

@@ -15,17 +15,20 @@ export class Keyspace {
   readonly keyBytes: number;
   /** Value bytes per key. */
   readonly sizes: Int32Array;
+  /** TTL in seconds each key is stored with (0: none). */
+  readonly ttls: Int32Array;
   private readonly keyTable: Buffer;
   private readonly offsets: Int32Array;
   private readonly tape: Buffer;
 
   /**
    * `names[g]` is the key text of key g (all the same length, ASCII); `sizes[g]` its value size.
-   * `seed` picks the tape contents.
+   * `seed` picks the tape contents; `ttls[g]` is key g's TTL (default none).
    */
-  constructor(names: (g: number) => string, sizes: Int32Array, seed: number) {
+  constructor(names: (g: number) => string, sizes: Int32Array, seed: number, ttls = new Int32Array(sizes.length)) {
     this.count = sizes.length;
     this.sizes = sizes;
+    this.ttls = ttls;
     this.keyBytes = names(0).length;
     this.keyTable = Buffer.allocUnsafe(this.count * this.keyBytes);
     this.offsets = new Int32Array(this.count);

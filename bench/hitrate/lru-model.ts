@@ -3,6 +3,10 @@
  * least recently used end until the new item fits; a hit moves the item to the most recent end.
  * What an item costs is a per-key table, so the same model measures payload bytes (key + value)
  * or cacheismo's item cost (header + key + value, rounded up to its allocation unit).
+ *
+ * Expiry-aware when keys have TTLs: a key set at time t (seconds) with TTL s expires once the
+ * whole-second clock reaches floor(t) + s, as a server's clock does, and its memory is free at
+ * that moment (expire(now) before each exchange), never evicting a live key while it is held.
  */
 const NONE = -1;
 
@@ -30,15 +34,33 @@ export class IdealLru {
   private readonly prev: Int32Array;
   private readonly next: Int32Array;
   private readonly present: Uint8Array;
+  /** Whole second at which a held key expires (0: never). */
+  private readonly expiresAt: Float64Array;
+  /** Min-heap of (expiry second, key); an entry is stale once its key was removed or set again. */
+  private readonly heapExpiry: number[] = [];
+  private readonly heapKey: number[] = [];
 
-  /** `costs[k]` is what key k occupies while cached. */
+  /** `costs[k]` is what key k occupies while cached; `ttls[k]` its TTL in seconds (0: none). */
   constructor(
     private readonly costs: Int32Array,
     readonly budgetBytes: number,
+    private readonly ttls: Int32Array = new Int32Array(costs.length),
   ) {
     this.prev = new Int32Array(costs.length).fill(NONE);
     this.next = new Int32Array(costs.length).fill(NONE);
     this.present = new Uint8Array(costs.length);
+    this.expiresAt = new Float64Array(costs.length);
+  }
+
+  /** Frees every key expired at `nowSeconds` (not counted as evictions). */
+  expire(nowSeconds: number): void {
+    const second = Math.floor(nowSeconds);
+    while (this.heapKey.length > 0 && this.heapExpiry[0] <= second) {
+      const key = this.heapKey[0];
+      const at = this.heapExpiry[0];
+      this.popHeap();
+      if (this.present[key] === 1 && this.expiresAt[key] === at) this.remove(key);
+    }
   }
 
   /** A lookup: true on a hit, which also makes the key the most recently used. */
@@ -51,8 +73,8 @@ export class IdealLru {
     return true;
   }
 
-  /** Stores the key as most recently used, evicting LRU-first to make room. False if it can never fit. */
-  set(key: number): boolean {
+  /** Stores the key at `nowSeconds` as most recently used, evicting LRU-first to make room. False if it can never fit. */
+  set(key: number, nowSeconds = 0): boolean {
     if (this.present[key] === 1) this.remove(key);
     const cost = this.costs[key];
     if (cost > this.budgetBytes) return false;
@@ -64,6 +86,9 @@ export class IdealLru {
     this.usedBytes += cost;
     this.items++;
     this.pushHead(key);
+    const ttl = this.ttls[key];
+    this.expiresAt[key] = ttl === 0 ? 0 : Math.floor(nowSeconds) + ttl;
+    if (ttl !== 0) this.pushHeap(this.expiresAt[key], key);
     return true;
   }
 
@@ -77,6 +102,42 @@ export class IdealLru {
     this.present[key] = 0;
     this.usedBytes -= this.costs[key];
     this.items--;
+  }
+
+  private pushHeap(at: number, key: number): void {
+    const { heapExpiry: e, heapKey: k } = this;
+    let i = e.length;
+    e.push(at);
+    k.push(key);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (e[parent] <= at) break;
+      e[i] = e[parent];
+      k[i] = k[parent];
+      i = parent;
+    }
+    e[i] = at;
+    k[i] = key;
+  }
+
+  private popHeap(): void {
+    const { heapExpiry: e, heapKey: k } = this;
+    const at = e.pop()!;
+    const key = k.pop()!;
+    const n = e.length;
+    if (n === 0) return;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && e[child + 1] < e[child]) child++;
+      if (e[child] >= at) break;
+      e[i] = e[child];
+      k[i] = k[child];
+      i = child;
+    }
+    e[i] = at;
+    k[i] = key;
   }
 
   private unlink(key: number): void {

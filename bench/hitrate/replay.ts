@@ -3,13 +3,22 @@
  * set (with their values) before the next batch's gets. A server sees exactly this sequence on
  * one pipelined connection and the model replays the same sequence, so their results compare
  * request for request and a run is deterministic for a seed.
+ *
+ * Paced (`rate` requests per second, for TTL workloads): batch i is due at i * batch / rate
+ * seconds. A server is sent each batch no earlier than that, so TTLs meet every server at the same
+ * moments; a model is told the due time instead of waiting for it.
  */
 import type { IdealLru } from "./lru-model.ts";
 import type { Trace } from "./workloads.ts";
 
 export interface CacheUnderTest {
-  /** Stores every key of `sets`, then looks up `gets` in order: hits[i] = 1 when gets[i] hit. */
-  exchange(sets: Int32Array, gets: Int32Array, hits: Uint8Array): Promise<void> | void;
+  /** True for a live server: a paced replay waits for each batch's due time before sending it. */
+  readonly waitsForTime: boolean;
+  /**
+   * Stores every key of `sets`, then looks up `gets` in order: hits[i] = 1 when gets[i] hit.
+   * `nowSeconds` is the batch's due time since the replay started (0 when not paced).
+   */
+  exchange(sets: Int32Array, gets: Int32Array, hits: Uint8Array, nowSeconds: number): Promise<void> | void;
 }
 
 export interface HitCounts {
@@ -28,7 +37,9 @@ export interface ReplayResult {
   readonly everSet: Uint8Array;
 }
 
-export async function replay(trace: Trace, cache: CacheUnderTest, batch: number, deadlineMs: number): Promise<ReplayResult> {
+export async function replay(trace: Trace, cache: CacheUnderTest, batch: number, deadlineMs: number, rate = 0): Promise<ReplayResult> {
+  const startedMs = Date.now();
+  const dueSeconds = (request: number): number => (rate > 0 ? request / rate : 0);
   const { requests, measureFrom, keyspace } = trace;
   const sizes = keyspace.sizes;
   const measured: HitCounts = { requests: 0, hits: 0, requestBytes: 0, hitBytes: 0 };
@@ -42,7 +53,12 @@ export async function replay(trace: Trace, cache: CacheUnderTest, batch: number,
   for (let start = 0; start < requests.length; start += batch) {
     if (Date.now() > deadlineMs) throw new Error(`replay passed its deadline at request ${start} of ${requests.length}`);
     const gets = requests.subarray(start, Math.min(start + batch, requests.length));
-    await cache.exchange(sets.subarray(0, setCount), gets, hits);
+    const due = dueSeconds(start);
+    if (rate > 0 && cache.waitsForTime) {
+      const waitMs = startedMs + due * 1000 - Date.now();
+      if (waitMs > 0) await Bun.sleep(waitMs);
+    }
+    await cache.exchange(sets.subarray(0, setCount), gets, hits, due);
     totalSets += setCount;
     setCount = 0;
     for (let i = 0; i < gets.length; i++) {
@@ -63,17 +79,19 @@ export async function replay(trace: Trace, cache: CacheUnderTest, batch: number,
       }
     }
   }
-  await cache.exchange(sets.subarray(0, setCount), new Int32Array(0), hits);
+  await cache.exchange(sets.subarray(0, setCount), new Int32Array(0), hits, dueSeconds(requests.length));
   totalSets += setCount;
   return { measured, sets: totalSets, everSet };
 }
 
 /** The ideal LRU as a cache under test. */
 export class ModelCache implements CacheUnderTest {
+  readonly waitsForTime = false;
   constructor(readonly lru: IdealLru) {}
 
-  exchange(sets: Int32Array, gets: Int32Array, hits: Uint8Array): void {
-    for (let i = 0; i < sets.length; i++) this.lru.set(sets[i]);
+  exchange(sets: Int32Array, gets: Int32Array, hits: Uint8Array, nowSeconds: number): void {
+    this.lru.expire(nowSeconds);
+    for (let i = 0; i < sets.length; i++) this.lru.set(sets[i], nowSeconds);
     for (let i = 0; i < gets.length; i++) hits[i] = this.lru.get(gets[i]) ? 1 : 0;
   }
 }

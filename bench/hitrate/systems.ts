@@ -11,6 +11,8 @@ const EXCHANGE_TIMEOUT_MS = 30_000;
 
 export interface RunOptions {
   readonly batch: number;
+  /** Requests per second for a paced replay; 0 replays as fast as the system answers. */
+  readonly rate: number;
   readonly runTimeoutMs: number;
   readonly workDir: string;
   readonly repoRoot: string;
@@ -45,8 +47,8 @@ export async function runModel(trace: Trace, cost: ModelCost, budgetBytes: numbe
   const costOf = cost === "payload" ? payloadCost : cacheismoItemCost;
   const costs = new Int32Array(ks.count);
   for (let k = 0; k < ks.count; k++) costs[k] = costOf(ks.keyBytes, ks.sizes[k]);
-  const lru = new IdealLru(costs, budgetBytes);
-  const result = await replay(trace, new ModelCache(lru), options.batch, Date.now() + options.runTimeoutMs);
+  const lru = new IdealLru(costs, budgetBytes, ks.ttls);
+  const result = await replay(trace, new ModelCache(lru), options.batch, Date.now() + options.runTimeoutMs, options.rate);
   let heldPayloadBytes = 0;
   for (const k of lru.keysLruFirst()) heldPayloadBytes += ks.keyBytes + ks.sizes[k];
   return {
@@ -78,7 +80,7 @@ export async function runServer(trace: Trace, spec: ServerSpec, options: RunOpti
     server = await startServer(spec, options.workDir, options.repoRoot, trace.spec.name);
     rssAtStartBytes = statusBytes(server.proc.pid, "VmRSS");
     client = await PipelinedClient.connect(server.port, trace.keyspace, EXCHANGE_TIMEOUT_MS);
-    result = await replay(trace, client, options.batch, deadline);
+    result = await replay(trace, client, options.batch, deadline, options.rate);
     memory = await serverMemory(server); // before the scan, which could grow buffers
     held = await scanHeld(client, trace, result.everSet, options.batch, deadline);
   } catch (e) {

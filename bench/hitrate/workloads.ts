@@ -13,23 +13,43 @@ export interface SizeRange {
   readonly max: number;
 }
 
+/** A fraction of the keys (fixed by key id) stored with a TTL drawn log-uniformly from [min, max] seconds. */
+export interface TtlSpec {
+  readonly fraction: number;
+  readonly minSeconds: number;
+  readonly maxSeconds: number;
+}
+
 export interface WorkloadSpec {
   readonly name: string;
   readonly description: string;
   /** Size range of each phase, in order; phases split the requests evenly. */
   readonly phases: readonly SizeRange[];
+  /** Zipf alpha of this workload, instead of the bench's. */
+  readonly alpha?: number;
+  /** Keys with TTLs: replay such a workload paced (--rate), so that TTLs mean the same to every system. */
+  readonly ttl?: TtlSpec;
 }
 
 const KB = 1024;
 const SMALL: SizeRange = { min: 64, max: KB };
 const LARGE: SizeRange = { min: 4 * KB, max: 64 * KB };
+const MIXED: SizeRange = { min: 100, max: 10 * KB };
 
 export const WORKLOADS: readonly WorkloadSpec[] = [
   { name: "W1", description: "sizes log-uniform 100 B–100 KB", phases: [{ min: 100, max: 100 * KB }] },
   { name: "W2", description: "64 B–1 KB, then (new keys) 4–64 KB", phases: [SMALL, LARGE] },
   { name: "W3", description: "small values, 16–256 B", phases: [{ min: 16, max: 256 }] },
   { name: "W4", description: "4–64 KB, then (new keys) 64 B–1 KB", phases: [LARGE, SMALL] },
+  // Issue 19's workloads: the same keys and sizes without TTLs, with a short TTL on half of them,
+  // and with TTLs spread from 1 s to 60 s.
+  { name: "T0", description: "100 B–10 KB, Zipf 0.9, no TTLs", phases: [MIXED], alpha: 0.9 },
+  { name: "T1", description: "100 B–10 KB, Zipf 0.9, half the keys with a 2 s TTL", phases: [MIXED], alpha: 0.9, ttl: { fraction: 0.5, minSeconds: 2, maxSeconds: 2 } },
+  { name: "T2", description: "100 B–10 KB, Zipf 0.9, half the keys with TTLs of 1–60 s", phases: [MIXED], alpha: 0.9, ttl: { fraction: 0.5, minSeconds: 1, maxSeconds: 60 } },
 ];
+
+/** The workloads a run takes unless told: the TTL ones need --rate. */
+export const DEFAULT_WORKLOADS: readonly WorkloadSpec[] = WORKLOADS.filter((w) => w.alpha === undefined);
 
 export interface TraceOptions {
   readonly keys: number;
@@ -66,6 +86,7 @@ export function buildTrace(spec: WorkloadSpec, options: TraceOptions): Trace {
   const seed = (options.seed ^ Math.imul(nameHash(spec.name), 0x9e3779b1)) >>> 0;
   const sizePrng = new Prng(seed);
   const requestPrng = new Prng(seed + 1);
+  const ttlPrng = new Prng(seed + 3);
 
   const sizes = new Int32Array(keys * phases);
   for (let p = 0; p < phases; p++) {
@@ -74,10 +95,17 @@ export function buildTrace(spec: WorkloadSpec, options: TraceOptions): Trace {
   const width = String(keys - 1).length;
   const names = (g: number): string =>
     `${spec.name}${String.fromCharCode(97 + Math.floor(g / keys))}:${String(g % keys).padStart(width, "0")}`;
-  const keyspace = new Keyspace(names, sizes, seed + 2);
+  const ttls = new Int32Array(keys * phases);
+  const ttl = spec.ttl;
+  if (ttl) {
+    for (let g = 0; g < ttls.length; g++) {
+      if (ttlPrng.next() < ttl.fraction) ttls[g] = logUniform(ttlPrng, { min: ttl.minSeconds, max: ttl.maxSeconds });
+    }
+  }
+  const keyspace = new Keyspace(names, sizes, seed + 2, ttls);
 
   // Rank r of phase p is key p * keys + r: keys are fixed width, so which id is popular does not matter.
-  const zipf = new Zipf(keys, options.alpha);
+  const zipf = new Zipf(keys, spec.alpha ?? options.alpha);
   const requests = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const phase = Math.floor((i * phases) / n);

@@ -1016,6 +1016,9 @@ export class TextProtocol {
       this.ctx.stats.counterTable.reset();
       this.ctx.store.counters.evictions = 0;
       this.ctx.store.counters.reclaimed = 0;
+      this.ctx.store.counters.expiredUnfetched = 0;
+      this.ctx.store.crawler.reclaimed = 0;
+      this.ctx.store.crawler.itemsChecked = 0;
       this.ctx.store.counters.totalItems = 0;
       out.put(R.R_RESET);
       return Step.Done;

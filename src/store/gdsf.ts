@@ -96,6 +96,10 @@ export class GdsfHeap implements EvictionPolicy {
     this.state.fill(0);
   }
 
+  forEachOldestFirst(fn: (item: number) => void): void {
+    for (let i = 0; i < this.state[LENGTH]; i++) fn(this.items[i]);
+  }
+
   forEach(fn: (item: number) => void): void {
     for (let i = 0; i < this.state[LENGTH]; i++) {
       if (this.arena.getWord(this.items[i], F_HEAP_POS) !== i) throw new Error(`gdsf: item ${this.items[i]} has a stale heap position`);

@@ -16,7 +16,7 @@ export const F_FLAGS = 5;
 export const F_VALUE_LEN = 6;
 export const F_CAS_LO = 7;
 export const F_CAS_HI = 8;
-/** Key length in the low 16 bits, the key's namespace above them (see Namespace). */
+/** Key length in the low 16 bits, the key's namespace above them (see Namespace), FETCHED on top. */
 export const F_KEY_LEN = 9;
 /** Units in the first extent. */
 export const F_UNITS = 10;
@@ -25,6 +25,10 @@ export const F_MORE = 11;
 
 export const KEY_LEN_MASK = 0xffff;
 const NAMESPACE_SHIFT = 16;
+/** F_KEY_LEN bit set by the item's first read hit (stats `expired_unfetched`); a new item has it clear. */
+export const FETCHED = 0x80000000;
+/** F_KEY_LEN without FETCHED: what keyWord gives for the item's key. */
+export const KEY_WORD_MASK = 0x7fffffff;
 
 /**
  * Who an item belongs to. Client commands reach only Client items and scripts only Objects, so no
@@ -45,7 +49,17 @@ export function keyLengthOf(arena: Arena, item: number): number {
 }
 
 export function namespaceOf(arena: Arena, item: number): Namespace {
-  return arena.getWord(item, F_KEY_LEN) >>> NAMESPACE_SHIFT;
+  return (arena.getWord(item, F_KEY_LEN) & KEY_WORD_MASK) >>> NAMESPACE_SHIFT;
+}
+
+/** Marks the item as read at least once. */
+export function markFetched(arena: Arena, item: number): void {
+  const word = arena.getWord(item, F_KEY_LEN);
+  if ((word & FETCHED) === 0) arena.setWord(item, F_KEY_LEN, (word | FETCHED) >>> 0);
+}
+
+export function wasFetched(arena: Arena, item: number): boolean {
+  return (arena.getWord(item, F_KEY_LEN) & FETCHED) !== 0;
 }
 
 export const HEADER_BYTES = 48;

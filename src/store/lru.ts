@@ -72,6 +72,15 @@ export class LruList implements EvictionPolicy {
     this.ends.fill(0);
   }
 
+  forEachOldestFirst(fn: (item: number) => void): void {
+    const arena = this.arena;
+    for (let it = this.ends[TAIL]; it !== 0; ) {
+      const prev = arena.getWord(it, F_LRU_PREV);
+      fn(it);
+      it = prev;
+    }
+  }
+
   /** Walks head to tail checking the links; the next link is read before fn runs. */
   forEach(fn: (item: number) => void): void {
     const arena = this.arena;

@@ -19,6 +19,11 @@ export interface EvictionPolicy {
   clear(): void;
   /** Calls fn for every item the policy holds (invariant checks). */
   forEach(fn: (item: number) => void): void;
+  /**
+   * Calls fn for every item, the next victim first and the last one to go last (LRU: tail to
+   * head; GDSF: heap order, each item before its heap children). fn must not change the policy.
+   */
+  forEachOldestFirst(fn: (item: number) => void): void;
 }
 
 export const EVICTION_POLICIES = ["lru", "gdsf"] as const;

@@ -7,6 +7,7 @@ import { copyBytes } from "../bytes.ts";
 import { parseCounter } from "../decimal.ts";
 import { Arena, type ArenaMemory, createArenaMemory, UNIT_BYTES, unitsFor } from "./arena.ts";
 import { Clock } from "./clock.ts";
+import { CRAWLER_CELLS, ExpiryCrawler } from "./crawler.ts";
 import { SharedLock } from "./lock.ts";
 import {
   EXTENT_HEADER_BYTES,
@@ -18,6 +19,7 @@ import {
   F_HASH_NEXT,
   F_KEY_LEN,
   F_MORE,
+  KEY_WORD_MASK,
   Namespace,
   F_UNITS,
   F_VALUE_LEN,
@@ -27,7 +29,9 @@ import {
   itemBytes,
   keyLengthOf,
   keyWord,
+  markFetched,
   namespaceOf,
+  wasFetched,
 } from "./item.ts";
 import { attachPolicy, createPolicyMemory, type EvictionName, type EvictionPolicy, type PolicyMemory } from "./policy.ts";
 import { createTableMemory, HashTable, type TableMemory } from "./table.ts";
@@ -94,7 +98,16 @@ const N_RECLAIMED = 3;
 const N_TOTAL_ITEMS = 4;
 /** Bumped by every flush_all: a delayed flush acts only if no flush came after it (planFlush). */
 const N_FLUSH_PLAN = 5;
-const N_CELLS = 6;
+/** Linked items with an expiry: while there are none, no crawler slice runs. */
+const N_EXPIRING = 6;
+const N_EXPIRED_UNFETCHED = 7;
+/** The crawler's cells (crawler.ts) follow. */
+const N_CRAWLER = 8;
+const N_CELLS = N_CRAWLER + CRAWLER_CELLS;
+
+/** A crawler slice before an allocation evicts: small, since it runs on a request's path. */
+export const CRAWL_ITEMS_PER_ALLOCATION = 16;
+export const CRAWL_BUCKETS_PER_ALLOCATION = 512;
 
 export function createStoreMemory(memoryBytes: number, eviction: EvictionName = "lru", clock = new Clock()): StoreMemory {
   const arena = createArenaMemory(memoryBytes);
@@ -133,6 +146,13 @@ export class StoreCounters {
   set totalItems(n: number) {
     this.cells[N_TOTAL_ITEMS] = n;
   }
+  /** Expired items freed that no read ever hit. */
+  get expiredUnfetched(): number {
+    return this.cells[N_EXPIRED_UNFETCHED];
+  }
+  set expiredUnfetched(n: number) {
+    this.cells[N_EXPIRED_UNFETCHED] = n;
+  }
 }
 
 const U64_WRAP = 18446744073709551616n;
@@ -155,6 +175,9 @@ export class Store {
   /** N_* cells: bytes used, the next CAS unique, counters. */
   private readonly cells: Float64Array;
   readonly counters: StoreCounters;
+  readonly crawler: ExpiryCrawler;
+  /** The item allocateReplacing holds out of the policy (0: none): no crawler slice may free it. */
+  private heldOut = 0;
   /** Result of the last incr/decr: the new value's digits live in lastDelta. */
   lastDelta = 0n;
 
@@ -168,6 +191,8 @@ export class Store {
     this.policy = attachPolicy(memory.policy, this.arena);
     this.cells = new Float64Array(memory.numbers);
     this.counters = new StoreCounters(this.cells);
+    const crawlerCells = new Float64Array(memory.numbers, N_CRAWLER * 8, CRAWLER_CELLS);
+    this.crawler = new ExpiryCrawler(this.arena, this.table, this.clock, crawlerCells, (it) => it !== this.heldOut && this.freeExpired(it));
     this.lock = new SharedLock(memory.lock);
     this.objectsLock = new SharedLock(memory.objectsLock);
   }
@@ -198,11 +223,11 @@ export class Store {
     const word = keyWord(len, ns);
     const arena = this.arena;
     for (let it = this.table.head(hash); it !== 0; it = arena.getWord(it, F_HASH_NEXT)) {
-      if (arena.getWord(it, F_HASH) !== hash || arena.getWord(it, F_KEY_LEN) !== word) continue;
+      if (arena.getWord(it, F_HASH) !== hash || (arena.getWord(it, F_KEY_LEN) & KEY_WORD_MASK) !== word) continue;
       if (!this.keyEquals(it, key, off, len)) continue;
       const exptime = arena.getWord(it, F_EXPTIME);
       if (exptime !== 0 && exptime <= this.clock.now) {
-        this.unlink(it);
+        this.freeExpired(it);
         this.counters.reclaimed++;
         return 0;
       }
@@ -214,14 +239,21 @@ export class Store {
   /** A read hit: finds the item and moves it to the LRU head. */
   get(key: Uint8Array, off: number, len: number, ns = Namespace.Client): number {
     const it = this.find(key, off, len, ns);
-    if (it !== 0) this.policy.touch(it);
+    if (it !== 0) {
+      this.policy.touch(it);
+      markFetched(this.arena, it);
+    }
     return it;
   }
 
   /** get-and-touch: a hit also gets a new expiry. */
   getAndTouch(key: Uint8Array, off: number, len: number, exptime: number): number {
     const it = this.get(key, off, len);
-    if (it !== 0) this.arena.setWord(it, F_EXPTIME, this.clock.expiryFor(exptime));
+    if (it !== 0) {
+      this.countExpiring(it, -1);
+      this.arena.setWord(it, F_EXPTIME, this.clock.expiryFor(exptime));
+      this.countExpiring(it, 1);
+    }
     return it;
   }
 
@@ -325,6 +357,7 @@ export class Store {
     this.policy.clear();
     this.arena.reset();
     this.cells[N_BYTES_USED] = 0;
+    this.cells[N_EXPIRING] = 0;
   }
 
   /**
@@ -337,6 +370,14 @@ export class Store {
 
   flushIfPlanned(plan: number): void {
     if (this.cells[N_FLUSH_PLAN] === plan) this.flushAll();
+  }
+
+  /**
+   * A crawler slice of at most `maxItems` items (plus one chain) and `maxBuckets` buckets, when
+   * any item has an expiry; returns the expired items freed. A server timer calls it, lock held.
+   */
+  crawlExpired(maxItems: number, maxBuckets: number): number {
+    return this.cells[N_EXPIRING] === 0 ? 0 : this.crawler.slice(maxItems, maxBuckets);
   }
 
   /** Evicts from the LRU tail until at least `bytes` have been freed; returns bytes freed. */
@@ -366,6 +407,10 @@ export class Store {
 
   casOf(it: number): number {
     return casOf(this.arena, it);
+  }
+
+  namespaceOf(it: number): Namespace {
+    return namespaceOf(this.arena, it);
   }
 
   copyKeyTo(it: number, dst: Uint8Array, dstOff: number): number {
@@ -417,6 +462,49 @@ export class Store {
     });
   }
 
+  /**
+   * Calls fn for each live item of every namespace, the next to be evicted first (the memory
+   * file is written in this order). fn must not change the store.
+   */
+  forEachOldestFirst(fn: (it: number) => void): void {
+    const now = this.clock.now;
+    const arena = this.arena;
+    this.policy.forEachOldestFirst((it) => {
+      const exptime = arena.getWord(it, F_EXPTIME);
+      if (exptime === 0 || exptime > now) fn(it);
+    });
+  }
+
+  /**
+   * Puts back an item as a memory file holds it: its namespace, flags, absolute expiry and CAS,
+   * as the most recently used item, evicting from the tail like any store when memory is full.
+   * The CAS counter moves above `cas`. False when the item is larger than -I or the arena.
+   */
+  restoreItem(
+    key: Uint8Array,
+    keyOff: number,
+    keyLen: number,
+    ns: Namespace,
+    flags: number,
+    expiry: number,
+    cas: number,
+    data: Uint8Array,
+    dataOff: number,
+    dataLen: number,
+  ): boolean {
+    if (HEADER_BYTES + keyLen + dataLen > this.maxItemBytes) return false;
+    const existing = this.find(key, keyOff, keyLen, ns);
+    const it = this.allocateReplacing(existing, keyLen, dataLen);
+    if (it === 0) return false;
+    if (existing !== 0) this.dropHeldOut(existing);
+    this.fillHeader(it, key, keyOff, keyLen, ns, flags, expiry, dataLen);
+    this.writeCas(it, cas);
+    if (this.cells[N_NEXT_CAS] <= cas) this.cells[N_NEXT_CAS] = cas + 1;
+    this.writeValue(it, 0, data, dataOff, dataLen);
+    this.link(it, hashKey(key, keyOff, keyLen));
+    return true;
+  }
+
   /** Debug check of every invariant the store promises (tests call it after operations). */
   checkInvariants(): void {
     const arena = this.arena;
@@ -428,6 +516,11 @@ export class Store {
     });
     if (n !== this.table.count) throw new Error(`eviction policy holds ${n} items, table ${this.table.count}`);
     if (bytes !== this.bytesUsed) throw new Error(`bytes used ${this.bytesUsed}, items hold ${bytes}`);
+    let expiring = 0;
+    this.table.forEach((it) => {
+      if (arena.getWord(it, F_EXPTIME) !== 0) expiring++;
+    });
+    if (expiring !== this.cells[N_EXPIRING]) throw new Error(`${expiring} items expire, counted ${this.cells[N_EXPIRING]}`);
     arena.checkFreeLists();
     if (arena.freeUnits * UNIT_BYTES + bytes !== arena.totalBytes - UNIT_BYTES) {
       throw new Error("free + used units do not add up to the arena");
@@ -492,7 +585,10 @@ export class Store {
   }
 
   private setCas(it: number): void {
-    const cas = this.cells[N_NEXT_CAS]++;
+    this.writeCas(it, this.cells[N_NEXT_CAS]++);
+  }
+
+  private writeCas(it: number, cas: number): void {
     this.arena.setWord(it, F_CAS_LO, cas >>> 0);
     this.arena.setWord(it, F_CAS_HI, Math.floor(cas / 0x100000000));
   }
@@ -535,12 +631,13 @@ export class Store {
   /**
    * Finds memory for an item, evicting from the LRU tail (whatever the victims' sizes) until it
    * fits: contiguous when a block is free, else spread over several extents. 0 when impossible.
+   * Before the first eviction, a crawler slice frees the expired items it meets.
    */
   private allocateItem(keyLen: number, valueLen: number): number {
     const units = unitsFor(HEADER_BYTES + keyLen + valueLen);
     const arena = this.arena;
     if (units >= arena.totalUnits) return 0;
-    for (;;) {
+    for (let crawled = false; ; ) {
       const it = arena.allocate(units);
       if (it !== 0) {
         arena.setWord(it, F_UNITS, units);
@@ -550,6 +647,10 @@ export class Store {
       const spread = this.allocateSpread(keyLen, valueLen);
       if (spread !== 0) return spread;
       if (this.policy.length === 0) return 0;
+      if (!crawled) {
+        crawled = true;
+        if (this.crawlExpired(CRAWL_ITEMS_PER_ALLOCATION, CRAWL_BUCKETS_PER_ALLOCATION) > 0) continue;
+      }
       this.evictTail();
     }
   }
@@ -597,6 +698,19 @@ export class Store {
     this.policy.insert(it, bytes);
     this.cells[N_BYTES_USED] += bytes;
     this.counters.totalItems++;
+    this.countExpiring(it, 1);
+  }
+
+  /** Adds `delta` to the count of items with an expiry if `it` has one. */
+  private countExpiring(it: number, delta: number): void {
+    if (this.arena.getWord(it, F_EXPTIME) !== 0) this.cells[N_EXPIRING] += delta;
+  }
+
+  /** Frees an expired linked item; true (for the crawler: it was freed). */
+  private freeExpired(it: number): boolean {
+    if (!wasFetched(this.arena, it)) this.counters.expiredUnfetched++;
+    this.unlink(it);
+    return true;
   }
 
   /** Removes a linked item and frees its memory; returns the bytes it held. */
@@ -612,7 +726,9 @@ export class Store {
    */
   private allocateReplacing(old: number, keyLen: number, valueLen: number): number {
     if (old !== 0) this.policy.remove(old);
+    this.heldOut = old;
     const it = this.allocateItem(keyLen, valueLen);
+    this.heldOut = 0;
     if (it === 0 && old !== 0) this.policy.insert(old, itemBytes(this.arena, old));
     return it;
   }
@@ -622,6 +738,7 @@ export class Store {
     const bytes = itemBytes(this.arena, it);
     this.table.remove(it);
     this.cells[N_BYTES_USED] -= bytes;
+    this.countExpiring(it, -1);
     this.freeExtents(it);
     return bytes;
   }
@@ -630,8 +747,10 @@ export class Store {
   private evictTail(): number {
     const it = this.policy.victim();
     const exptime = this.arena.getWord(it, F_EXPTIME);
-    if (exptime !== 0 && exptime <= this.clock.now) this.counters.reclaimed++;
-    else this.counters.evictions++;
+    if (exptime !== 0 && exptime <= this.clock.now) {
+      this.counters.reclaimed++;
+      if (!wasFetched(this.arena, it)) this.counters.expiredUnfetched++;
+    } else this.counters.evictions++;
     return this.unlink(it);
   }
 
