@@ -23,11 +23,18 @@ const decoder = new TextDecoder();
 const procs: Subprocess[] = [];
 let workDir = "";
 
+/** Ports handed out so far: the kernel may give a just-released port again, and nutcracker exits when two pools share one. */
+const handedOut = new Set<number>();
+
 async function freePort(): Promise<number> {
-  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = server.port;
-  server.stop(true);
-  return port;
+  for (;;) {
+    const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = server.port;
+    server.stop(true);
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 async function waitForPort(port: number, proc: Subprocess, what: string): Promise<void> {
