@@ -107,9 +107,10 @@ describe("-m 64 --max-conn-buffer 1m: one multiget line naming a large value hun
   const PEAK_LIMIT_MB = MEMORY_MB + HEADROOM_MB + 2 * BUFFER_MB + SLACK_MB; // two connections at their bound
   const COPIES = 300;
   let server: SpawnedServer;
-  // A server per test: VmHWM is the peak over the process's whole life.
+  // A server per test: VmHWM is the peak over the process's whole life. One thread: the bound is
+  // per thread (each further -t thread carries a JavaScript heap and a Lua runtime of its own).
   beforeEach(async () => {
-    server = await spawnCacheismo(["-m", String(MEMORY_MB), "--max-conn-buffer", `${BUFFER_MB}m`, "-e"]);
+    server = await spawnCacheismo(["-m", String(MEMORY_MB), "--max-conn-buffer", `${BUFFER_MB}m`, "-e", "-t", "1"]);
   });
   afterEach(async () => {
     await server.kill();
