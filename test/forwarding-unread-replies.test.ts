@@ -19,7 +19,8 @@ const procs = ports.map((port) =>
   }),
 );
 afterAll(async () => {
-  for (const p of procs) p.kill();
+  // SIGKILL: a graceful stop would wait --shutdown-timeout for the client that never reads.
+  for (const p of procs) p.kill("SIGKILL");
   await Promise.all(procs.map((p) => p.exited));
 });
 
