@@ -139,6 +139,29 @@ describe("-m 64 --max-conn-buffer 1m: one multiget line naming a large value hun
     conv.close();
   }
 
+  /**
+   * Sends `request` (COPIES copies of `block`, then END) on a connection that never reads, then on
+   * one that reads slowly: the server keeps serving, the slow reader gets every byte, and VmHWM
+   * stays under the limit in both phases.
+   */
+  async function expectBoundedWhileSilentThenSlow(request: string, block: Buffer): Promise<void> {
+    const silent = await RawStream.connect(server.port, { data() {}, close() {} });
+    silent.pause();
+    silent.write(ascii(request));
+    await Bun.sleep(1500);
+    await stillServes();
+    const peakWhileSilent = statusBytes(server.proc.pid, "VmHWM");
+
+    const check = new StreamCheck(block, COPIES, Buffer.from("END\r\n"));
+    await readSlowly(request, check);
+    const peak = statusBytes(server.proc.pid, "VmHWM");
+    silent.end();
+    expect({ received: check.received, firstMismatch: check.firstMismatch }).toEqual({ received: check.total, firstMismatch: undefined });
+    expect(peakWhileSilent / MiB).toBeLessThan(PEAK_LIMIT_MB);
+    expect(peak / MiB).toBeLessThan(PEAK_LIMIT_MB);
+    await stillServes();
+  }
+
   test("300 copies of a 1 MB value: a client that never reads does not grow the server, a slow reader gets every byte, memory stays within -m + 64 MiB + the buffer", async () => {
     const value = new Rng(11).bytes(1_000_000);
     const setter = await Conversation.open(server.port);
@@ -147,21 +170,7 @@ describe("-m 64 --max-conn-buffer 1m: one multiget line naming a large value hun
     setter.close();
     const request = `get${" big".repeat(COPIES)}\r\n`;
 
-    const silent = await RawStream.connect(server.port, { data() {}, close() {} });
-    silent.pause();
-    silent.write(ascii(request));
-    await Bun.sleep(1500);
-    await stillServes();
-    const peakWhileSilent = statusBytes(server.proc.pid, "VmHWM");
-
-    const check = new StreamCheck(Buffer.from(concat([ascii(`VALUE big 5 ${value.length}\r\n`), value, ascii("\r\n")])), COPIES, Buffer.from("END\r\n"));
-    await readSlowly(request, check);
-    const peak = statusBytes(server.proc.pid, "VmHWM");
-    silent.end();
-    expect({ received: check.received, firstMismatch: check.firstMismatch }).toEqual({ received: check.total, firstMismatch: undefined });
-    expect(peakWhileSilent / MiB).toBeLessThan(PEAK_LIMIT_MB);
-    expect(peak / MiB).toBeLessThan(PEAK_LIMIT_MB);
-    await stillServes();
+    await expectBoundedWhileSilentThenSlow(request, Buffer.from(concat([ascii(`VALUE big 5 ${value.length}\r\n`), value, ascii("\r\n")])));
   }, 120_000);
 
   test("300 copies of an 800 KB map:getall: a client that never reads does not grow the server, a slow reader gets every byte, memory stays within -m + 64 MiB + the buffer", async () => {
@@ -183,20 +192,6 @@ describe("-m 64 --max-conn-buffer 1m: one multiget line naming a large value hun
     writeFileSync(`/proc/${server.proc.pid}/clear_refs`, "5");
     const request = `get${" map:getall:m".repeat(COPIES)}\r\n`;
 
-    const silent = await RawStream.connect(server.port, { data() {}, close() {} });
-    silent.pause();
-    silent.write(ascii(request));
-    await Bun.sleep(1500);
-    await stillServes();
-    const peakWhileSilent = statusBytes(server.proc.pid, "VmHWM");
-
-    const check = new StreamCheck(block, COPIES, Buffer.from("END\r\n"));
-    await readSlowly(request, check);
-    const peak = statusBytes(server.proc.pid, "VmHWM");
-    silent.end();
-    expect({ received: check.received, firstMismatch: check.firstMismatch }).toEqual({ received: check.total, firstMismatch: undefined });
-    expect(peakWhileSilent / MiB).toBeLessThan(PEAK_LIMIT_MB);
-    expect(peak / MiB).toBeLessThan(PEAK_LIMIT_MB);
-    await stillServes();
+    await expectBoundedWhileSilentThenSlow(request, block);
   }, 120_000);
 });

@@ -67,7 +67,7 @@ export class Arena {
   private readonly meta: Uint32Array;
 
   /** Attaches the arena whose shared state is `memory` (createArenaMemory makes a new one). */
-  constructor(readonly memory: ArenaMemory) {
+  constructor(memory: ArenaMemory) {
     this.bytes = memory.segments.map((sab) => new Uint8Array(sab));
     this.words = memory.segments.map((sab) => new Uint32Array(sab));
     this.totalBytes = this.bytes.reduce((sum, b) => sum + b.length, 0);

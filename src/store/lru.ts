@@ -25,7 +25,7 @@ export class LruList implements EvictionPolicy {
 
   constructor(
     private readonly arena: Arena,
-    readonly memory: LruMemory,
+    memory: LruMemory,
   ) {
     this.ends = new Uint32Array(memory.ends);
   }

@@ -164,7 +164,6 @@ const U64_WRAP = 18446744073709551616n;
  * object's read-modify-write atomic across threads (scripting holds it while Lua runs).
  */
 export class Store {
-  readonly memory: StoreMemory;
   readonly lock: SharedLock;
   readonly objectsLock: SharedLock;
   readonly arena: Arena;
@@ -183,7 +182,6 @@ export class Store {
 
   constructor(options: StoreOptions) {
     const memory = options.memory ?? createStoreMemory(options.memoryBytes, options.eviction, options.clock);
-    this.memory = memory;
     this.arena = new Arena(memory.arena);
     this.clock = options.clock ?? new Clock(memory.clock);
     this.maxItemBytes = options.maxItemBytes;
