@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { CACHEISMO_HEADER_BYTES } from "./hitrate/lru-model.ts";
 import { killAll, killAllOnSignal } from "./lib/proc.ts";
 import { type Targets, type WorkloadReport, checks, workloadTable } from "./hitrate/report.ts";
 import { type ServerSpec, memcachedSpec, targetSpec } from "./hitrate/servers.ts";
@@ -91,7 +92,7 @@ function printSetup(options: Options, servers: ServerSpec[]): void {
   console.log(`- command: \`${["bun", "run", "bench/hitrate.ts", ...args].join(" ")}\``);
   console.log(`- nproc ${commandOutput(["nproc"])}, bun ${commandOutput(["bun", "--version"])}, ${commandOutput(["memcached", "-V"])}, load average at start ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   console.log(`- ${options.keys.toLocaleString("en-US")} keys per phase, ${options.requests.toLocaleString("en-US")} requests, Zipf alpha ${ZIPF_ALPHA} unless the workload says, seed ${options.seed}, batches of ${options.batch} pipelined gets (misses set before the next batch)${options.rate > 0 ? `, paced at ${options.rate.toLocaleString("en-US")} requests/s (ideal LRU expiry-aware)` : ""}`);
-  console.log(`- ideal LRU budget ${options.memoryMb} MiB: "payload bytes" counts key + value; "cacheismo item cost" counts 48-byte header + key + value rounded up to 32 bytes`);
+  console.log(`- ideal LRU budget ${options.memoryMb} MiB: "payload bytes" counts key + value; "cacheismo item cost" counts ${CACHEISMO_HEADER_BYTES}-byte header + key + value rounded up to 32 bytes`);
   for (const spec of servers) console.log(`- ${spec.name}: \`${spec.argv.join(" ")}\``);
   console.log("");
 }

@@ -1,14 +1,16 @@
 // Throughput of cacheismo vs Debian's memcached under the same memcaslap load.
 //
-//   bun run bench/throughput.ts [--seconds N] [--rounds N] [--threads N] [--target "<command with {port}>"]
+//   bun run bench/throughput.ts [--seconds N] [--rounds N] [--threads N] [--only <text>] [--target "<command with {port}>"]
 //
 // --threads N (default 1): memcached -t N, cacheismo -t N and N memcaslap threads, unpinned.
+// With -t 1 the write-heavy rows pin the server to core 0 and memcaslap to core 1.
+// --only <text>: just the workloads whose name contains <text>.
 //
 // Per workload and round, each server (memcached, then the target; reversed on even
 // rounds) is started fresh, driven by memcaslap for --seconds, and stopped. The table
 // keeps each server's BEST round. Per-run checks (server- and client-side hit ratio,
 // value verification, unexpected replies) are printed so a broken server can't look fast.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -24,15 +26,23 @@ const REPO_ROOT: string = resolve(import.meta.dir, "..");
 
 interface Workload extends MemaslapLoad {
   name: string;
+  /** At -t 1: server on core 0, load generator on core 1. */
+  pinned?: boolean;
+  /** Whether every get should hit (false where eviction is the point). */
+  expectHits: boolean;
 }
 
-const BASE = { keyBytes: 32, setRatio: 0.1 } as const;
+const BASE = { keyBytes: 32, setRatio: 0.1, expectHits: true } as const;
+/** Sessions, write-through caches: 90 % sets of 64-byte keys, 32 connections; -m 64 evicts. */
+const WRITE_HEAVY = { keyBytes: 64, setRatio: 0.9, keysPerGet: 1, connections: 32, pinned: true, expectHits: false } as const;
 const WORKLOADS: Workload[] = [
   { ...BASE, name: "get:set 9:1, 32 B values", valueBytes: 32, keysPerGet: 1, connections: 16 },
   // 6 connections x 1k-key windows x ~4.2 KB ≈ 26 MB live. memcached -m 64 holds ~14.7k such
   // items; with 8 connections memcached itself already misses live keys and fails some stores.
   { ...BASE, name: "get:set 9:1, 4 KB values", valueBytes: 4096, keysPerGet: 1, connections: 6 },
   { ...BASE, name: "16-key multiget (9:1, 32 B; ops = keys)", valueBytes: 32, keysPerGet: 16, connections: 16 },
+  { ...WRITE_HEAVY, name: "write-heavy set:get 9:1, 1 KB values", valueBytes: 1024 },
+  { ...WRITE_HEAVY, name: "write-heavy set:get 9:1, 4 KB values", valueBytes: 4096 },
 ];
 
 interface ServerSpec {
@@ -51,6 +61,9 @@ interface Run {
   error: string | undefined;
   /** get_hits / (get_hits + get_misses) over the run, from the server's own stats. */
   serverHitRatio: number | undefined;
+  /** The server's VmHWM at the end of the run. */
+  peakRssBytes: number | undefined;
+  expectHits: boolean;
 }
 
 function clientHitRatio(r: MemaslapResult): number | undefined {
@@ -59,13 +72,14 @@ function clientHitRatio(r: MemaslapResult): number | undefined {
 
 const percent = (ratio: number | undefined): string => (ratio === undefined ? "n/a" : `${(ratio * 100).toFixed(2)}%`);
 
-function parseOptions(): { seconds: number; rounds: number; threads: number; target: string } {
+function parseOptions(): { seconds: number; rounds: number; threads: number; target: string; only: string } {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
     options: {
       seconds: { type: "string", default: "10" },
       rounds: { type: "string", default: "2" },
       threads: { type: "string", default: "1" },
+      only: { type: "string", default: "" },
       target: { type: "string", default: `bun run src/main.ts -p {port} -m ${MEMORY_MB}` },
     },
   });
@@ -76,7 +90,7 @@ function parseOptions(): { seconds: number; rounds: number; threads: number; tar
   if (!Number.isInteger(seconds) || seconds < 1) throw new Error("--seconds must be a positive integer");
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error("--rounds must be a positive integer");
   if (!values.target.includes("{port}")) throw new Error('--target must contain "{port}"');
-  return { seconds, rounds, threads, target: values.target };
+  return { seconds, rounds, threads, target: values.target, only: values.only };
 }
 
 /**
@@ -130,15 +144,26 @@ async function getCounters(port: number): Promise<{ hits: number; misses: number
  * "SERVER_ERROR out of memory storing object" and misses (seen with 4 KB values).
  */
 async function measure(workload: Workload, spec: ServerSpec, round: number, seconds: number, threads: number, workDir: string): Promise<Run> {
-  const run: Run = { workload: workload.name, server: spec.name, round, result: undefined, error: undefined, serverHitRatio: undefined };
+  const run: Run = {
+    workload: workload.name,
+    server: spec.name,
+    round,
+    result: undefined,
+    error: undefined,
+    serverHitRatio: undefined,
+    peakRssBytes: undefined,
+    expectHits: workload.expectHits,
+  };
   process.stderr.write(`  round ${round} ${spec.name} ... `);
   const port: number = freePort();
   const logPath: string = join(workDir, `${spec.name}.log`);
-  const proc: Subprocess = spawnLogged(argvFor(spec, port), logPath, REPO_ROOT);
+  const pinned: boolean = workload.pinned === true && threads === 1;
+  const proc: Subprocess = spawnLogged([...(pinned ? ["taskset", "-c", "0"] : []), ...argvFor(spec, port)], logPath, REPO_ROOT);
   await waitForMemcache(proc, port, logPath, STARTUP_TIMEOUT_MS); // a server that can't start ends the bench
   try {
     const before = await getCounters(port);
-    run.result = await runMemaslap(port, workload, seconds, join(workDir, "memaslap.cfg"), threads);
+    run.result = await runMemaslap(port, workload, seconds, join(workDir, "memaslap.cfg"), threads, pinned ? 1 : undefined);
+    run.peakRssBytes = peakRss(proc.pid);
     const after = await getCounters(port);
     if (before && after) {
       const hits: number = after.hits - before.hits;
@@ -155,15 +180,25 @@ async function measure(workload: Workload, spec: ServerSpec, round: number, seco
   return run;
 }
 
+/** VmHWM of a process, from /proc (undefined where there is none). */
+function peakRss(pid: number): number | undefined {
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return kb === null ? undefined : Number(kb[1]) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Why a run's number can't be trusted, or undefined if it looks sound. */
 function suspicion(run: Run): string | undefined {
   if (run.error) return `failed: ${run.error}`;
   const r = run.result!;
   const problems: string[] = [];
   if (run.serverHitRatio === undefined) problems.push("no get_hits/get_misses in stats");
-  else if (run.serverHitRatio < MIN_HIT_RATIO) problems.push(`server-side hit ratio ${percent(run.serverHitRatio)}`);
+  else if (run.expectHits && run.serverHitRatio < MIN_HIT_RATIO) problems.push(`server-side hit ratio ${percent(run.serverHitRatio)}`);
   const clientHits: number | undefined = clientHitRatio(r);
-  if (clientHits === undefined || clientHits < MIN_HIT_RATIO) problems.push(`client-side hit ratio ${percent(clientHits)}`);
+  if (run.expectHits && (clientHits === undefined || clientHits < MIN_HIT_RATIO)) problems.push(`client-side hit ratio ${percent(clientHits)}`);
   if (r.verifyFailed > 0) problems.push(`${r.verifyFailed} values failed verification`);
   if (r.anomalies > 0) problems.push(`${r.anomalies} unexpected output lines, first: ${JSON.stringify(r.firstAnomaly)}`);
   return problems.length ? problems.join("; ") : undefined;
@@ -174,14 +209,15 @@ function best(runs: Run[], workload: string, server: string): number | undefined
   return ops.length ? Math.max(...ops) : undefined;
 }
 
+const mib = (bytes: number | undefined): string => (bytes === undefined ? "n/a" : `${(bytes / 2 ** 20).toFixed(1)} MiB`);
 const fmt = (n: number | undefined): string => (n === undefined ? "failed" : n.toLocaleString("en-US"));
 
 /** Prints the tables; returns whether every run looked sound. */
-function printReport(runs: Run[], rounds: number): boolean {
+function printReport(runs: Run[], rounds: number, workloads: Workload[]): boolean {
   console.log(`## Throughput (best of ${rounds} rounds per server)\n`);
   console.log("| workload | memcached ops/s | cacheismo ops/s | ratio (ours/memcached) |");
   console.log("| --- | ---: | ---: | ---: |");
-  for (const w of WORKLOADS) {
+  for (const w of workloads) {
     const theirs: number | undefined = best(runs, w.name, "memcached");
     const ours: number | undefined = best(runs, w.name, "cacheismo");
     const suspect: boolean = runs.some((r) => r.workload === w.name && suspicion(r) !== undefined);
@@ -190,12 +226,12 @@ function printReport(runs: Run[], rounds: number): boolean {
   }
 
   console.log("\n## Per-run checks\n");
-  console.log("| workload | server | round | ops/s | server hit ratio | client hit ratio | verify failed | unexpected lines |");
-  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+  console.log("| workload | server | round | ops/s | server hit ratio | client hit ratio | verify failed | unexpected lines | peak RSS |");
+  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const run of runs) {
     const r: MemaslapResult | undefined = run.result;
     const clientHits: string = r ? percent(clientHitRatio(r)) : "-";
-    console.log(`| ${run.workload} | ${run.server} | ${run.round} | ${fmt(r?.opsPerSec)} | ${percent(run.serverHitRatio)} | ${clientHits} | ${r?.verifyFailed ?? "-"} | ${r?.anomalies ?? "-"} |`);
+    console.log(`| ${run.workload} | ${run.server} | ${run.round} | ${fmt(r?.opsPerSec)} | ${percent(run.serverHitRatio)} | ${clientHits} | ${r?.verifyFailed ?? "-"} | ${r?.anomalies ?? "-"} | ${mib(run.peakRssBytes)} |`);
   }
 
   const warnings: string[] = runs.flatMap((run) => {
@@ -215,7 +251,8 @@ async function main(): Promise<void> {
   const runs: Run[] = [];
   let clean: boolean = false;
   try {
-    for (const workload of WORKLOADS) {
+    const workloads: Workload[] = WORKLOADS.filter((w) => w.name.includes(options.only));
+    for (const workload of workloads) {
       process.stderr.write(`${workload.name}\n`);
       for (let round = 1; round <= options.rounds; round++) {
         // Alternate who goes first so slow drift (thermal, noisy neighbours) hits both alike.
@@ -223,7 +260,7 @@ async function main(): Promise<void> {
         for (const spec of order) runs.push(await measure(workload, spec, round, options.seconds, options.threads, workDir));
       }
     }
-    clean = printReport(runs, options.rounds);
+    clean = printReport(runs, options.rounds, workloads);
   } finally {
     await killAll();
     if (clean) rmSync(workDir, { recursive: true, force: true });

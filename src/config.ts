@@ -15,6 +15,7 @@ export interface Config {
   maxConnBufferBytes: number;
   idleTimeoutSeconds: number;
   enableShutdown: boolean;
+  disableFlushAll: boolean;
   authFile: string;
   eviction: string;
   virtualKeys: boolean;
@@ -70,6 +71,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: "maxConnBufferBytes", long: "max-conn-buffer", kind: "size", default: 4 * MB, min: 64 * 1024, max: 1024 * MB, live: true, help: "per-connection unsent output above which reading pauses" },
   { key: "idleTimeoutSeconds", long: "idle-timeout", kind: "int", default: 0, min: 0, max: 86400 * 365, live: true, help: "close connections idle this many seconds (0 = never)" },
   { key: "enableShutdown", long: "enable-shutdown", kind: "flag", default: false, live: true, help: "allow the shutdown command" },
+  { key: "disableFlushAll", long: "disable-flush-all", short: "F", kind: "flag", default: false, help: "refuse the flush_all command" },
   { key: "eviction", long: "eviction", kind: "string", default: "lru", choices: ["lru", "gdsf"], help: "what leaves when memory is full: lru (exact global LRU) or gdsf (size-aware GreedyDual-Size-Frequency)" },
   { key: "authFile", long: "auth-file", kind: "string", default: "", help: "require clients to authenticate with a user:password line from this file (memcached's ASCII auth)" },
   { key: "virtualKeys", long: "virtual-keys", short: "e", kind: "flag", default: false, help: "run Lua objects behind virtual keys (get type:method:key:args)" },

@@ -49,8 +49,8 @@ const CRAWL_ITEMS_PER_TICK = 1024;
 const CRAWL_BUCKETS_PER_TICK = 16384;
 /** The longest setTimeout delay; a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-/** Input received between two looks at RSS. */
-const GC_CHECK_INPUT_BYTES = 256 * 1024;
+/** Input received between two looks at RSS (reading it costs ~10 µs: /proc). */
+const GC_CHECK_INPUT_BYTES = 1024 * 1024;
 /**
  * The RSS the server steers below is the arena plus this much (Bun alone is about 40 MiB), or
  * plus what the process held once listening and RSS_WORKING_BYTES more, whichever is larger
@@ -59,9 +59,11 @@ const GC_CHECK_INPUT_BYTES = 256 * 1024;
 const RSS_CEILING_SLACK_BYTES = 60 * 1024 * 1024;
 const RSS_WORKING_BYTES = 16 * 1024 * 1024;
 /** Input between two collections at least: bounds their cost when RSS cannot get below the ceiling. */
-const MIN_INPUT_BETWEEN_GC_BYTES = 512 * 1024;
+const MIN_INPUT_BETWEEN_GC_BYTES = 1024 * 1024;
 /** Input after which the server collects whatever the headroom (a large, part-filled arena). */
 const MAX_INPUT_BETWEEN_GC_BYTES = 64 * 1024 * 1024;
+/** Input between two full collections at least (see collectAfterGarbage). */
+const FULL_GC_MIN_INPUT_BYTES = 32 * 1024 * 1024;
 
 /**
  * What the threads serving one port share: the store, every thread's counters, the count of
@@ -113,6 +115,7 @@ export class CacheServer implements StatsSource {
   private coarseNowMs = Date.now();
   private inputSinceCheck = 0;
   private inputSinceGc = 0;
+  private inputSinceFullGc = 0;
   /** See RSS_CEILING_SLACK_BYTES; set once listening. */
   private rssCeiling = 0;
 
@@ -350,22 +353,27 @@ export class CacheServer implements StatsSource {
    * weigh that memory when deciding to collect (it sizes its budget by the arena, which it counts
    * as live): under heavy value traffic garbage piles up far past the arena. So the server
    * collects itself, more often the closer RSS is to the ceiling (see RSS_CEILING_SLACK_BYTES):
-   * after half the remaining headroom has come in as input, but no sooner than 512 KiB and no
-   * later than 64 MiB. A full collection (a minor one promotes the buffers and makes it worse)
-   * takes about 2 ms. With -m 64 (bench/hitrate.ts) RSS peaks at 122-127 MiB; a fixed "every
-   * 4 MiB above arena + 48 MiB" rule peaked at 130-134 MiB, and "every 1 MiB" collected 4 times
-   * as often in a full cache.
+   * after half the remaining headroom has come in as input, but no sooner than 1 MiB and no
+   * later than 64 MiB.
+   *
+   * Those are young-generation collections: the buffers die young, and one takes tens of
+   * microseconds where a full collection takes 2-6 ms (with 4 KB sets at ~100 MB/s of input, full
+   * ones every 512 KiB took about a fifth of the server's time). Only when RSS stays above the
+   * ceiling anyway does a full one run, at most once per FULL_GC_MIN_INPUT_BYTES of input.
    */
   private collectAfterGarbage(bytes: number): void {
     this.inputSinceCheck += bytes;
     if (this.inputSinceCheck < GC_CHECK_INPUT_BYTES) return;
     this.inputSinceGc += this.inputSinceCheck;
+    this.inputSinceFullGc += this.inputSinceCheck;
     this.inputSinceCheck = 0;
     const headroom = this.rssCeiling - process.memoryUsage.rss();
     const interval = Math.min(Math.max(headroom / 2, MIN_INPUT_BETWEEN_GC_BYTES), MAX_INPUT_BETWEEN_GC_BYTES);
     if (this.inputSinceGc < interval) return;
     this.inputSinceGc = 0;
-    Bun.gc(true);
+    const full = headroom < 0 && this.inputSinceFullGc >= FULL_GC_MIN_INPUT_BYTES;
+    if (full) this.inputSinceFullGc = 0;
+    Bun.gc(full);
   }
 
   private closeIdle(): void {
@@ -386,14 +394,14 @@ export class CacheServer implements StatsSource {
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     const store = this.store;
-    if (delaySeconds <= 0) {
+    // The delay follows the exptime rules (above 30 days: a unix time, flushing now if it passed).
+    const atMs = delaySeconds > MAX_RELATIVE_EXPTIME ? delaySeconds * 1000 : Date.now() + delaySeconds * 1000;
+    if (delaySeconds <= 0 || atMs <= Date.now()) {
       store.lock.hold(() => store.flushAll());
       return;
     }
     const plan = store.lock.hold(() => store.planFlush());
-    // The delay follows the exptime rules (above 30 days: a unix time). A timer longer than
-    // 2^31 - 1 ms fires at once, so a longer wait is taken in steps.
-    const atMs = delaySeconds > MAX_RELATIVE_EXPTIME ? delaySeconds * 1000 : Date.now() + delaySeconds * 1000;
+    // A timer longer than 2^31 - 1 ms fires at once, so a longer wait is taken in steps.
     const arm = (): void => {
       this.flushTimer = setTimeout(() => {
         if (Date.now() < atMs) return arm();

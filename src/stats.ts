@@ -15,6 +15,8 @@ export const COUNTER_NAMES = [
   "get_hits",
   "get_misses",
   "get_flushed",
+  // Not memcached's: retrieval keys answered without the store lock (Store.peek).
+  "get_lock_free",
   "delete_misses",
   "delete_hits",
   "incr_misses",

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RawClient } from "./helpers/raw-client.ts";
+import type { RawClient } from "./helpers/raw-client.ts";
+import { connectToBothThreads, stat } from "./helpers/threads.ts";
 import { type SpawnedServer, spawnCacheismo } from "./helpers/spawn.ts";
 
 const CONNECTIONS = 8;
@@ -26,43 +27,9 @@ function tally.get(cmd, key, k) return executeReadOnly(cmd, key, "tally", k, rea
 let server: SpawnedServer;
 let clients: RawClient[];
 
-function stat(stats: string, name: string): number {
-  const m = new RegExp(`STAT ${name} (\\d+)`).exec(stats);
-  if (m === null) throw new Error(`no ${name} in stats`);
-  return Number(m[1]);
-}
-
-/** Both threads' connection counts, read through `probe`. */
-async function perThread(probe: RawClient): Promise<number[]> {
-  const stats = await probe.request("stats\r\n", "END\r\n");
-  return [stat(stats, "thread0:total_connections"), stat(stats, "thread1:total_connections")];
-}
-
-/**
- * CONNECTIONS connections of which both threads took some, as their counters show (the port opens
- * when the first thread listens, and the kernel picks a thread per connection).
- */
-async function connectToBothThreads(port: number): Promise<RawClient[]> {
-  const probe = await RawClient.connect(port);
-  const deadline = Date.now() + 10_000;
-  try {
-    for (;;) {
-      const before = await perThread(probe);
-      const batch = await Promise.all(Array.from({ length: CONNECTIONS }, () => RawClient.connect(port)));
-      const after = await perThread(probe);
-      if (after[0] > before[0] && after[1] > before[1]) return batch;
-      for (const c of batch) c.close();
-      if (Date.now() > deadline) throw new Error(`connections never reached both threads: ${before} -> ${after}`);
-      await Bun.sleep(50);
-    }
-  } finally {
-    probe.close();
-  }
-}
-
 beforeAll(async () => {
   server = await spawnCacheismo(["-t", "2", "-m", "64", "-e", "-d", scriptsDir]);
-  clients = await connectToBothThreads(server.port);
+  clients = await connectToBothThreads(server.port, CONNECTIONS);
 });
 afterAll(async () => {
   for (const c of clients) c.close();

@@ -136,11 +136,11 @@ describe("ideal LRU model", () => {
     expect(lru.usedBytes).toBe(naive.reduce((sum, x) => sum + costs[x], 0));
   });
 
-  test("item costs: payload is key + value; cacheismo adds a 48-byte header and rounds up to 32", () => {
+  test("item costs: payload is key + value; cacheismo adds a 56-byte header and rounds up to 32", () => {
     expect(payloadCost(10, 100)).toBe(110);
-    expect(cacheismoItemCost(10, 100)).toBe(160);
-    expect(cacheismoItemCost(10, 102)).toBe(160);
-    expect(cacheismoItemCost(10, 103)).toBe(192);
+    expect(cacheismoItemCost(10, 92)).toBe(160);
+    expect(cacheismoItemCost(10, 94)).toBe(160);
+    expect(cacheismoItemCost(10, 95)).toBe(192);
   });
 
   test("replay: a key that misses is set once, after its batch; then it hits", async () => {

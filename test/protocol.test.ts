@@ -254,7 +254,7 @@ describe("memcached replies over TCP", () => {
       expect(map[name]).toBeDefined();
     }
     expect(map.curr_items).toBe("1");
-    expect(map.bytes).toBe(String(160)); // 48 + 2 + 100 rounded up to 32
+    expect(map.bytes).toBe(String(160)); // 56 + 2 + 100 rounded up to 32
     expect(map.limit_maxbytes).toBe(String(8 * 1024 * 1024));
     expect(await c.request("stats settings\r\n", "END\r\n")).toContain("STAT item_size_max 1048576\r\n");
     expect(await c.request("stats items\r\n", "END\r\n")).toContain("STAT items:1:number 1\r\n");

@@ -80,7 +80,7 @@ describe("store", () => {
 
   test("an item costs its header, key and value rounded to 32 bytes", () => {
     const store = makeStore();
-    set(store, "key", "x".repeat(100)); // 48 + 3 + 100 = 151 -> 160
+    set(store, "key", "x".repeat(100)); // 56 + 3 + 100 = 159 -> 160
     expect(store.bytesUsed).toBe(160);
     set(store, "key2", "");
     expect(store.bytesUsed).toBe(160 + 64);

@@ -11,7 +11,7 @@
 const NONE = -1;
 
 /** cacheismo's item layout (src/store/item.ts HEADER_BYTES, src/store/arena.ts UNIT_BYTES). */
-export const CACHEISMO_HEADER_BYTES = 48;
+export const CACHEISMO_HEADER_BYTES = 56;
 export const CACHEISMO_UNIT_BYTES = 32;
 
 export function payloadCost(keyBytes: number, valueBytes: number): number {

@@ -51,11 +51,13 @@ function counter(output: string, name: string): number {
 
 /**
  * Drives 127.0.0.1:port for `seconds` with `threads` memaslap threads (one by default: the server
- * under test gets the other core). Killed after seconds + 15 s if the server hangs it.
+ * under test gets the other core), on core `cpu` when given. Killed after seconds + 15 s if the
+ * server hangs it.
  */
-export async function runMemaslap(port: number, load: MemaslapLoad, seconds: number, configPath: string, threads = 1): Promise<MemaslapResult> {
+export async function runMemaslap(port: number, load: MemaslapLoad, seconds: number, configPath: string, threads = 1, cpu?: number): Promise<MemaslapResult> {
   writeConfig(configPath, load);
   const argv: string[] = [
+    ...(cpu === undefined ? [] : ["taskset", "-c", String(cpu)]),
     "memcaslap",
     "--servers", `127.0.0.1:${port}`,
     "--cfg_cmd", configPath,

@@ -22,6 +22,7 @@ export const R_BAD_EXPTIME = enc("CLIENT_ERROR invalid exptime argument\r\n");
 export const R_TOO_LARGE = enc("SERVER_ERROR object too large for cache\r\n");
 export const R_NO_MEMORY = enc("SERVER_ERROR out of memory storing object\r\n");
 export const R_SHUTDOWN_DISABLED = enc("ERROR: shutdown not enabled\r\n");
+export const R_FLUSH_DISABLED = enc("CLIENT_ERROR flush_all not allowed\r\n");
 export const R_UNAUTHENTICATED = enc("CLIENT_ERROR unauthenticated\r\n");
 export const R_AUTH_FAILED = enc("CLIENT_ERROR authentication failure\r\n");
 export const R_TOO_MANY_CONNECTIONS = enc("ERROR Too many open connections\r\n");

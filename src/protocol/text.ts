@@ -16,9 +16,11 @@ import { parseCounter } from "../decimal.ts";
 import { latin1Bytes, latin1String } from "../latin1.ts";
 import type { Counters, StatsSource } from "../stats.ts";
 import { statsLines } from "../stats.ts";
-import { KEY_MAX_BYTES } from "../store/item.ts";
-import { DeltaResult, type Store, StoreMode, StoreResult } from "../store/store.ts";
+import { HEADER_BYTES, KEY_MAX_BYTES } from "../store/item.ts";
+import { DeltaResult, PEEK_NEEDS_LOCK, type Store, StoreMode, StoreResult } from "../store/store.ts";
 import { PROTOCOL_VERSION } from "../version.ts";
+import { AdminCommands } from "./admin.ts";
+import { type MetaHost, MetaCommands } from "./meta.ts";
 import { OutputBuffer } from "./output.ts";
 import * as R from "./replies.ts";
 
@@ -27,6 +29,8 @@ const MAX_LINE_BYTES = 2048;
 /** A multiget line may be longer; this bounds it (10,000 keys of 250 bytes fit). */
 const MAX_GET_LINE_BYTES = 4 * 1024 * 1024;
 const MAX_TOKENS = 24;
+/** Leading spaces memcached skips before deciding whether a long line is a multiget. */
+const MAX_LEADING_SPACES = 100;
 
 /** What a connection's protocol needs from the server. */
 export interface ProtocolContext {
@@ -61,7 +65,7 @@ const enum Lookup {
   Async,
 }
 
-const enum Step {
+export const enum Step {
   /** The request was handled; parsing continues at `next`. */
   Done,
   /** The request is not complete yet; wait for more bytes. */
@@ -106,7 +110,7 @@ function newlineAt(buf: Uint8Array, from: number, end: number): number {
   return -1;
 }
 
-function hasColon(buf: Uint8Array, k: number, klen: number): boolean {
+export function hasColon(buf: Uint8Array, k: number, klen: number): boolean {
   for (let i = k, end = k + klen; i < end; i++) if (buf[i] === 58) return true;
   return false;
 }
@@ -116,7 +120,7 @@ function nextTurn(): Promise<null> {
   return new Promise((resolve) => setImmediate(resolve, null));
 }
 
-export class TextProtocol {
+export class TextProtocol implements MetaHost {
   readonly out = new OutputBuffer();
   /** Set when the connection should close once `out` is flushed. */
   closing = false;
@@ -157,16 +161,17 @@ export class TextProtocol {
   private pending = new Uint8Array(0);
   private pendingLength = 0;
   /** Bytes of a refused data block still to discard. */
-  private swallowLeft = 0;
-  private readonly starts = new Int32Array(MAX_TOKENS);
-  private readonly ends = new Int32Array(MAX_TOKENS);
-  private ntokens = 0;
+  swallowLeft = 0;
+  /** The current line's tokens (the meta commands read them too). */
+  readonly starts = new Int32Array(MAX_TOKENS);
+  readonly ends = new Int32Array(MAX_TOKENS);
+  ntokens = 0;
   /** The retrieval key walk (firstKey/nextKey): the current key and where the walk is. */
   private keyStart = 0;
   private keyEnd = 0;
   private keyToken = 0;
   /** Where the request after the current one starts. */
-  private next = 0;
+  next = 0;
   /** Milliseconds spent in virtual keys since the connection last let other connections go first. */
   private luaMs = 0;
   /**
@@ -207,7 +212,12 @@ export class TextProtocol {
     this.session?.consumed(n);
   }
 
+  private readonly meta: MetaCommands;
+  private readonly admin: AdminCommands;
+
   constructor(private readonly ctx: ProtocolContext) {
+    this.meta = new MetaCommands(ctx, this);
+    this.admin = new AdminCommands(ctx.store, this);
     this.authenticated = ctx.auth === null;
     this.session = ctx.router === null ? null : ctx.router.session(this.out);
     if (this.session !== null) this.session.onSettled = () => this.settled();
@@ -307,9 +317,15 @@ export class TextProtocol {
   private lineTooLong(buf: Uint8Array, pos: number, end: number): boolean {
     const len = end - pos;
     if (len <= MAX_LINE_BYTES) return false;
-    // As memcached: only a multiget ("get " or "gets ") may be longer.
+    // As memcached: only a multiget ("get " or "gets ", after at most 100 spaces) may be longer.
+    let at = pos;
+    while (at < end && at - pos <= MAX_LEADING_SPACES && buf[at] === 32) at++;
     const isGet =
-      buf[pos] === 103 && buf[pos + 1] === 101 && buf[pos + 2] === 116 && (buf[pos + 3] === 32 || (buf[pos + 3] === 115 && buf[pos + 4] === 32));
+      at - pos <= MAX_LEADING_SPACES &&
+      buf[at] === 103 &&
+      buf[at + 1] === 101 &&
+      buf[at + 2] === 116 &&
+      (buf[at + 3] === 32 || (buf[at + 3] === 115 && buf[at + 4] === 32));
     return !isGet || len > MAX_GET_LINE_BYTES;
   }
 
@@ -335,7 +351,8 @@ export class TextProtocol {
     this.tokenize(buf, pos, nl > pos && buf[nl - 1] === 13 ? nl - 1 : nl);
     const out = this.out;
     if (this.ntokens === 0) {
-      out.put(R.R_ERROR);
+      // As memcached 1.6.45: a line of spaces is malformed, an empty one unknown.
+      out.put(this.lineEnd > pos && buf[pos] === 32 ? R.R_BAD_FORMAT : R.R_ERROR);
       return Step.Done;
     }
     if (!this.authenticated && !this.is(buf, 0, "set")) {
@@ -347,12 +364,16 @@ export class TextProtocol {
     const len = this.ends[0] - s;
     const c0 = buf[s];
     switch (len) {
+      case 2:
+        if (c0 === 109) return this.meta.dispatch(buf, nl, end); // mg ms md ma mn me
+        break;
       case 3:
         if (c0 === 103 && buf[s + 1] === 101 && buf[s + 2] === 116) return this.get(buf, false, false); // get
         if (c0 === 115 && buf[s + 1] === 101 && buf[s + 2] === 116) return this.update(buf, nl, end, StoreMode.Set); // set
         if (c0 === 97 && buf[s + 1] === 100 && buf[s + 2] === 100) return this.update(buf, nl, end, StoreMode.Add); // add
         if (c0 === 99 && buf[s + 1] === 97 && buf[s + 2] === 115) return this.update(buf, nl, end, StoreMode.Cas); // cas
         if (c0 === 103 && buf[s + 1] === 97 && buf[s + 2] === 116) return this.get(buf, false, true); // gat
+        if (this.is(buf, 0, "lru")) return this.admin.lru(buf);
         break;
       case 4:
         if (this.is(buf, 0, "gets")) return this.get(buf, true, false);
@@ -364,6 +385,7 @@ export class TextProtocol {
       case 5:
         if (this.is(buf, 0, "touch")) return this.touch(buf);
         if (this.is(buf, 0, "stats")) return this.stats(buf);
+        if (this.is(buf, 0, "slabs")) return this.admin.slabs(buf);
         break;
       case 6:
         if (this.is(buf, 0, "delete")) return this.remove(buf);
@@ -384,7 +406,12 @@ export class TextProtocol {
         if (this.is(buf, 0, "flush_all")) return this.flushAll(buf);
         if (this.is(buf, 0, "verbosity")) return this.verbosity(buf);
         break;
+      case 11:
+        if (this.is(buf, 0, "lru_crawler")) return this.admin.lruCrawler(buf);
+        break;
     }
+    // As memcached: an HTTP request line (a browser's cross-protocol request) closes the connection.
+    if (this.startsWith(buf, this.ntokens - 1, "HTTP/")) return Step.Close;
     out.put(R.R_ERROR);
     return Step.Done;
   }
@@ -446,6 +473,13 @@ export class TextProtocol {
     if (this.ntokens < MAX_TOKENS) return false;
     for (let i = this.keyEnd; i < this.lineEnd; i++) if (buf[i] !== 32) return true;
     return false;
+  }
+
+  private startsWith(buf: Uint8Array, token: number, prefix: string): boolean {
+    const s = this.starts[token];
+    if (this.ends[token] - s < prefix.length) return false;
+    for (let i = 0; i < prefix.length; i++) if (buf[s + i] !== prefix.charCodeAt(i)) return false;
+    return true;
   }
 
   private is(buf: Uint8Array, token: number, word: string): boolean {
@@ -633,6 +667,16 @@ export class TextProtocol {
         return Lookup.Ok;
       }
     }
+    // Hits that change nothing are read without the lock when no holder ran meanwhile.
+    if (!touch && !this.storeHeld) {
+      const seen = this.peekInto(target, buf, k, klen, withCas);
+      if (seen !== PEEK_NEEDS_LOCK) {
+        counters.get_lock_free++;
+        if (seen === 0) counters.get_misses++;
+        else counters.get_hits++;
+        return Lookup.Ok;
+      }
+    }
     // The store lock covers the lookup and the copy: no other thread can change or free the item
     // in between, so a value is never torn. It stays held for the request's next plain key.
     if (!this.storeHeld) {
@@ -649,6 +693,26 @@ export class TextProtocol {
     counters.get_hits++;
     if (touch) counters.touch_hits++;
     return Lookup.Ok;
+  }
+
+  /**
+   * A lock-free read (Store.peek, SharedLock.readBegin/readValid): 1 for a hit, its block appended
+   * to target; 0 for a miss; PEEK_NEEDS_LOCK, target unchanged, when it must be read locked.
+   */
+  private peekInto(target: OutputBuffer, buf: Uint8Array, k: number, klen: number, withCas: boolean): number {
+    const store = this.ctx.store;
+    const token = store.lock.readBegin();
+    if (token === -1) return PEEK_NEEDS_LOCK;
+    const mark = target.length;
+    try {
+      const it = store.peek(buf, k, klen);
+      if (it > 0) this.writeValue(target, buf, k, klen, it, withCas);
+      if (it !== PEEK_NEEDS_LOCK && store.lock.readValid(token)) return it === 0 ? 0 : 1;
+    } catch {
+      // A read that raced a writer may follow a half-written link anywhere; the locked read decides.
+    }
+    target.length = mark;
+    return PEEK_NEEDS_LOCK;
   }
 
   /**
@@ -754,6 +818,25 @@ export class TextProtocol {
     this.onWake?.();
   }
 
+  /** Counts time a meta request spent in Lua toward the connection's turn (see parse). */
+  spentInLua(ms: number): void {
+    this.luaMs += ms;
+  }
+
+  /**
+   * With --cluster: when another node owns key[off, off + len), forwards the current meta request
+   * (its line as sent, and the data block buf[dataStart, dataEnd) of an ms) and returns the step;
+   * null when the key is this node's.
+   */
+  forwardMeta(buf: Uint8Array, key: Uint8Array, off: number, len: number, kind: ReplyKind, dataStart: number, dataEnd: number): Step | null {
+    const router = this.ctx.router;
+    if (router === null) return null;
+    const owner = this.ownerOf(key, off, len);
+    if (owner === router.selfIndex) return null;
+    this.session!.forward(owner, kind, false, buf, this.lineStart, this.lineEnd, dataStart, dataEnd, 0, 0);
+    return this.afterForward();
+  }
+
   /** The owner of the current request's key (token 1) when it is another node, else -1. */
   private remoteOwner(buf: Uint8Array): number {
     const router = this.ctx.router;
@@ -763,7 +846,7 @@ export class TextProtocol {
   }
 
   /** Holds later requests until `reply` arrives, then queues it and wakes the connection. */
-  private deliver(reply: Promise<Uint8Array | null>): void {
+  deliver(reply: Promise<Uint8Array | null>): void {
     this.waiting = true;
     void reply.then((bytes) => {
       if (bytes !== null) this.out.put(bytes);
@@ -800,8 +883,18 @@ export class TextProtocol {
     const out = this.out;
     const isCas = mode === StoreMode.Cas;
     const fields = isCas ? 6 : 5;
-    if (!this.arity(fields, fields + 1)) return Step.Done;
-    const noreply = this.ntokens === fields + 1 && this.noreply(buf);
+    // As memcached's set_noreply_maybe: a last token noreply silences even an error.
+    const noreply = this.noreply(buf);
+    if (this.ntokens < fields || this.ntokens > fields + 1) {
+      // A malformed line whose length is readable: its data block is not a command.
+      const vlen = this.ntokens > 4 ? parseSigned(buf, this.starts[4], this.ends[4]) : Number.NaN;
+      if (Number.isNaN(vlen) || vlen < 0 || vlen > 0x7ffffffd) out.put(R.R_ERROR);
+      else {
+        this.reply(noreply, R.R_BAD_FORMAT);
+        this.swallowLeft = vlen + 2;
+      }
+      return Step.Done;
+    }
     const flags = parseUnsigned(buf, this.starts[2], this.ends[2]);
     const exptime = parseExptime(buf, this.starts[3], this.ends[3]);
     const vlen = parseSigned(buf, this.starts[4], this.ends[4]);
@@ -819,7 +912,7 @@ export class TextProtocol {
       this.swallowLeft = vlen + 2;
       return Step.Done;
     }
-    if (vlen + keyLen + 48 > store.maxItemBytes) {
+    if (vlen + keyLen + HEADER_BYTES > store.maxItemBytes) {
       counters.cmd_set++;
       if (mode === StoreMode.Set) store.lock.hold(() => store.delete(buf, keyStart, keyLen));
       this.reply(noreply, R.R_TOO_LARGE);
@@ -850,6 +943,8 @@ export class TextProtocol {
     } finally {
       store.lock.unlock();
     }
+    // As memcached: an append or prepend past the item size limit is not stored, the old value kept.
+    if (result === StoreResult.TooLarge && (mode === StoreMode.Append || mode === StoreMode.Prepend)) result = StoreResult.NotStored;
     if (isCas) {
       if (result === StoreResult.Stored) counters.cas_hits++;
       else if (result === StoreResult.Exists) counters.cas_badval++;
@@ -865,7 +960,8 @@ export class TextProtocol {
    */
   private keyCommand(buf: Uint8Array): boolean | null {
     if (!this.arity(3, 4)) return null;
-    const noreply = this.ntokens === 4 && this.noreply(buf);
+    // `incr k noreply`: noreply stands where the argument should, and silences the error.
+    const noreply = this.noreply(buf);
     if (this.ends[1] - this.starts[1] > KEY_MAX_BYTES) {
       this.reply(noreply, R.R_BAD_FORMAT);
       return null;
@@ -948,7 +1044,7 @@ export class TextProtocol {
       const holdIsZero = this.is(buf, 2, "0");
       const valid = (n === 3 && (holdIsZero || noreply)) || (n === 4 && holdIsZero && noreply);
       if (!valid) {
-        this.out.put(R.R_BAD_DELETE);
+        this.reply(noreply, R.R_BAD_DELETE);
         return Step.Done;
       }
     }
@@ -984,6 +1080,10 @@ export class TextProtocol {
     if (!this.arity(1, 3)) return Step.Done;
     const n = this.ntokens;
     const noreply = n > 1 && this.noreply(buf);
+    if (this.ctx.config.disableFlushAll) {
+      this.reply(noreply, R.R_FLUSH_DISABLED);
+      return Step.Done;
+    }
     let delay = 0;
     if (n === 3 || (n === 2 && !noreply)) {
       delay = parseExptime(buf, this.starts[1], this.ends[1]);
@@ -1101,7 +1201,7 @@ function fitsU64(buf: Uint8Array, s: number, e: number): boolean {
 }
 
 /** An exptime: a signed decimal within 32 bits (memcached's range), or NaN. */
-function parseExptime(buf: Uint8Array, s: number, e: number): number {
+export function parseExptime(buf: Uint8Array, s: number, e: number): number {
   const n = parseSigned(buf, s, e);
   return n > 0x7fffffff || n < -0x80000000 ? Number.NaN : n;
 }

@@ -92,6 +92,11 @@ export class GdsfHeap implements EvictionPolicy {
     return this.items[0];
   }
 
+  /** Every GDSF hit raises the item's priority. */
+  recentlyUsed(_item: number): boolean {
+    return false;
+  }
+
   clear(): void {
     this.state.fill(0);
   }

@@ -5,15 +5,22 @@
  * held spins briefly (store operations hold it for well under a microsecond), then sleeps in
  * Atomics.wait until the holder's unlock wakes it. Not reentrant. A second cell counts the
  * acquisitions that found the lock held (`stats`: how contended the store is).
+ *
+ * It is also a sequence lock for readers that do not write: a third cell counts releases, so a
+ * reader that saw the lock free with the same count before and after its reads (readBegin,
+ * readValid) read nothing a holder was changing. Such readers never make holders wait.
  */
 const SPINS = 100;
 const STATE = 0;
 const CONTENDED = 1;
+const RELEASES = 2;
 
 export class SharedLock {
   private readonly cell: Int32Array;
 
-  constructor(readonly buffer = new SharedArrayBuffer(8)) {
+  static readonly BYTES = 12;
+
+  constructor(readonly buffer = new SharedArrayBuffer(SharedLock.BYTES)) {
     this.cell = new Int32Array(buffer);
   }
 
@@ -27,10 +34,26 @@ export class SharedLock {
   }
 
   unlock(): void {
+    Atomics.add(this.cell, RELEASES, 1);
     if (Atomics.sub(this.cell, STATE, 1) !== 1) {
       Atomics.store(this.cell, STATE, 0);
       Atomics.notify(this.cell, STATE, 1);
     }
+  }
+
+  /**
+   * Starts a lock-free read: a token for readValid, or -1 when a holder is at work (then take the
+   * lock). The release count is read before the state, so a holder that takes the lock after this
+   * either shows in the state at readValid or has changed the count by then.
+   */
+  readBegin(): number {
+    const releases = Atomics.load(this.cell, RELEASES);
+    return Atomics.load(this.cell, STATE) === 0 ? releases : -1;
+  }
+
+  /** Whether nothing held the lock since readBegin gave `token`: what was read is consistent. */
+  readValid(token: number): boolean {
+    return Atomics.load(this.cell, STATE) === 0 && Atomics.load(this.cell, RELEASES) === token;
   }
 
   /** Runs fn holding the lock. */

@@ -14,6 +14,8 @@ export interface EvictionPolicy {
   remove(item: number): void;
   /** A read hit. */
   touch(item: number): void;
+  /** Whether a hit would change nothing (then a read needs no lock). Reads only; may race with writers. */
+  recentlyUsed(item: number): boolean;
   /** The item to evict next (0 when empty); the store evicts it right away. */
   victim(): number;
   clear(): void;

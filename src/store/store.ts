@@ -11,6 +11,7 @@ import { CRAWLER_CELLS, ExpiryCrawler } from "./crawler.ts";
 import { SharedLock } from "./lock.ts";
 import {
   EXTENT_HEADER_BYTES,
+  F_ATIME,
   F_CAS_HI,
   F_CAS_LO,
   F_EXPTIME,
@@ -23,20 +24,30 @@ import {
   Namespace,
   F_UNITS,
   F_VALUE_LEN,
+  FETCHED,
   HEADER_BYTES,
   casOf,
   firstExtentMinUnits,
+  hasBit,
   itemBytes,
   keyLengthOf,
   keyWord,
   markFetched,
   namespaceOf,
+  setBits,
   wasFetched,
 } from "./item.ts";
 import { attachPolicy, createPolicyMemory, type EvictionName, type EvictionPolicy, type PolicyMemory } from "./policy.ts";
 import { createTableMemory, HashTable, type TableMemory } from "./table.ts";
 
 /** How a storage command treats an existing item. */
+/** Store.peek's answer when the read must be done holding the lock. */
+export const PEEK_NEEDS_LOCK = -1;
+/** Store.peek gives up on a hash chain longer than this (a long chain, or a torn link that loops). */
+const PEEK_MAX_CHAIN = 64;
+/** A hit moves an item's last access time only when it is this old (memcached's ITEM_UPDATE_INTERVAL). */
+const ATIME_UPDATE_SECONDS = 60;
+
 export const enum StoreMode {
   Set,
   Add,
@@ -120,8 +131,8 @@ export function createStoreMemory(memoryBytes: number, eviction: EvictionName = 
     policy: createPolicyMemory(eviction, units),
     numbers,
     clock: clock.cell,
-    lock: new SharedArrayBuffer(8),
-    objectsLock: new SharedArrayBuffer(8),
+    lock: new SharedArrayBuffer(SharedLock.BYTES),
+    objectsLock: new SharedArrayBuffer(SharedLock.BYTES),
   };
 }
 
@@ -237,11 +248,69 @@ export class Store {
   /** A read hit: finds the item and moves it to the LRU head. */
   get(key: Uint8Array, off: number, len: number, ns = Namespace.Client): number {
     const it = this.find(key, off, len, ns);
-    if (it !== 0) {
-      this.policy.touch(it);
-      markFetched(this.arena, it);
-    }
+    if (it !== 0) this.bump(it);
     return it;
+  }
+
+  /**
+   * A read hit that changes nothing, for a reader that does not hold the lock: the live item, 0
+   * for a miss, PEEK_NEEDS_LOCK when the hit must write (first fetch, last access
+   * time due, an LRU move due), the item is expired or spread over extents, or what was read looks
+   * torn. Meaningful only if the lock's readValid says no holder ran meanwhile; until then any
+   * word may be half-written, so every loop and length here is bounded before it is trusted.
+   */
+  peek(key: Uint8Array, off: number, len: number): number {
+    const hash = hashKey(key, off, len);
+    const word = keyWord(len, Namespace.Client);
+    const arena = this.arena;
+    let steps = 0;
+    for (let it = this.table.head(hash); it !== 0; it = arena.getWord(it, F_HASH_NEXT)) {
+      if (++steps > PEEK_MAX_CHAIN) return PEEK_NEEDS_LOCK;
+      if (arena.getWord(it, F_HASH) !== hash) continue;
+      const keyWordOf = arena.getWord(it, F_KEY_LEN);
+      if ((keyWordOf & KEY_WORD_MASK) !== word || !this.keyEquals(it, key, off, len)) continue;
+      const exptime = arena.getWord(it, F_EXPTIME);
+      const valueLen = arena.getWord(it, F_VALUE_LEN);
+      const now = this.clock.now;
+      if (
+        (keyWordOf & FETCHED) === 0 ||
+        (exptime !== 0 && exptime <= now) ||
+        now - arena.getWord(it, F_ATIME) >= ATIME_UPDATE_SECONDS ||
+        arena.getWord(it, F_MORE) !== 0 ||
+        valueLen > this.maxItemBytes ||
+        HEADER_BYTES + len + valueLen > arena.getWord(it, F_UNITS) * UNIT_BYTES ||
+        !this.policy.recentlyUsed(it)
+      ) {
+        return PEEK_NEEDS_LOCK;
+      }
+      return it;
+    }
+    return 0;
+  }
+
+  /**
+   * What a read hit does to an item: to the LRU head, marked fetched, and its last access time
+   * moved on if it is ATIME_UPDATE_SECONDS old (as memcached moves `time` at most once a
+   * minute), so that hits on a hot item write nothing and can be served by peek.
+   */
+  bump(it: number): void {
+    this.policy.touch(it);
+    markFetched(this.arena, it);
+    const now = this.clock.now;
+    if (now - this.arena.getWord(it, F_ATIME) >= ATIME_UPDATE_SECONDS) this.arena.setWord(it, F_ATIME, now);
+  }
+
+  /** A new expiry (the protocol's exptime) for a linked item. */
+  setExpiry(it: number, exptime: number): void {
+    this.countExpiring(it, -1);
+    this.arena.setWord(it, F_EXPTIME, this.clock.expiryFor(exptime));
+    this.countExpiring(it, 1);
+  }
+
+  /** Gives the item `cas`, or the next CAS unique when none is given. */
+  assignCas(it: number, cas?: number): void {
+    if (cas === undefined) this.setCas(it);
+    else this.writeCas(it, cas);
   }
 
   /** get-and-touch: a hit also gets a new expiry. */
@@ -411,6 +480,30 @@ export class Store {
     return namespaceOf(this.arena, it);
   }
 
+  /** Whether a read ever hit the item. */
+  wasFetched(it: number): boolean {
+    return wasFetched(this.arena, it);
+  }
+
+  /** Seconds since the item was last read or stored. */
+  idleSecondsOf(it: number): number {
+    return Math.max(0, this.clock.now - this.arena.getWord(it, F_ATIME));
+  }
+
+  /** Bytes the item occupies in the arena (header, key, value, rounding). */
+  bytesOf(it: number): number {
+    return itemBytes(this.arena, it);
+  }
+
+  /** Whether the item has the meta bit STALE, WIN_SENT or KEY_BINARY (item.ts). */
+  hasBit(it: number, bit: number): boolean {
+    return hasBit(this.arena, it, bit);
+  }
+
+  setBits(it: number, bits: number, on: boolean): void {
+    setBits(this.arena, it, bits, on);
+  }
+
   copyKeyTo(it: number, dst: Uint8Array, dstOff: number): number {
     const arena = this.arena;
     const len = keyLengthOf(arena, it);
@@ -458,6 +551,26 @@ export class Store {
       const exptime = arena.getWord(it, F_EXPTIME);
       if (exptime === 0 || exptime > now) fn(it);
     });
+  }
+
+  /**
+   * Calls fn for each live item of namespace ns in `count` hash buckets from bucket `from`, for a
+   * walk in slices that holds the lock for one slice at a time. Returns the bucket to go on from,
+   * or 0 when the walk has passed the last one. An index that doubles between slices may show
+   * an item twice. fn must not change the store.
+   */
+  forEachInBuckets(ns: Namespace, from: number, count: number, fn: (it: number) => void): number {
+    const now = this.clock.now;
+    const arena = this.arena;
+    const table = this.table;
+    const end = Math.min(from + count, table.bucketCount);
+    for (let b = from; b < end; b++) {
+      for (let it = table.head(b); it !== 0; it = arena.getWord(it, F_HASH_NEXT)) {
+        const exptime = arena.getWord(it, F_EXPTIME);
+        if (namespaceOf(arena, it) === ns && (exptime === 0 || exptime > now)) fn(it);
+      }
+    }
+    return end === table.bucketCount ? 0 : end;
   }
 
   /**
@@ -576,6 +689,7 @@ export class Store {
     arena.setWord(it, F_FLAGS, flags);
     arena.setWord(it, F_VALUE_LEN, valueLen);
     arena.setWord(it, F_KEY_LEN, keyWord(keyLen, ns));
+    arena.setWord(it, F_ATIME, this.clock.now);
     this.setCas(it);
     const seg = arena.segmentBytes(it);
     const at = arena.byteOffset(it) + HEADER_BYTES;
