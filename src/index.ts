@@ -8,6 +8,8 @@
 import type { Subprocess } from "bun";
 import { resolve } from "node:path";
 import { type Config, defaultConfig, toArgs, withOptions } from "./config.ts";
+import { type LogFormat, Logger } from "./log.ts";
+import { restoreAtStart, saveAtStop } from "./memory-file/warm-restart.ts";
 import { LatencyHistograms, type MetricsServer, startMetrics } from "./metrics.ts";
 import { CacheServer } from "./server.ts";
 import { type StatsSource, statsLines } from "./stats.ts";
@@ -61,6 +63,7 @@ export async function startServer(options: ServerOptions = {}): Promise<InProces
   const config = withOptions({ ...defaultConfig(), port: 0, threads: 1 }, options);
   // As in main.ts: commands are timed only when /metrics serves the timings.
   const timed = config.metricsPort > 0;
+  const log = new Logger({ format: config.logFormat as LogFormat, verbose: config.verbose });
   let server: CacheServer | null = null;
   let pool: WorkerPool | null = null;
   let latency: LatencyHistograms | null = null;
@@ -72,10 +75,13 @@ export async function startServer(options: ServerOptions = {}): Promise<InProces
         throw new Error(`cacheismo worker thread ${thread} died: ${reason}`);
       },
     });
+    // As in main.ts: the memory file is restored before the port opens.
+    if (config.memoryFile) restoreAtStart(config.memoryFile, pool.store, log);
     await pool.start(timed);
   } else {
     latency = timed ? new LatencyHistograms() : null;
     server = new CacheServer(config, { latency });
+    if (config.memoryFile) restoreAtStart(config.memoryFile, server.store, log);
     await server.start();
   }
   const source: StatsSource = (pool ?? server)!;
@@ -88,6 +94,7 @@ export async function startServer(options: ServerOptions = {}): Promise<InProces
       running = false;
       await metrics?.stop();
       await (pool?.drain(0) ?? server!.stop());
+      if (config.memoryFile) saveAtStop(config.memoryFile, source.store, log);
     })());
   if (timed) {
     try {

@@ -77,6 +77,24 @@ describe.each(kinds)("%s", (_name, start) => {
     await outer.stop();
   });
 
+  test("memoryFile: what was stored before stop() is there after the next start with the same file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cacheismo-api-restart-"));
+    const memoryFile = join(dir, "cache.mem");
+    try {
+      const first = await track(start({ memoryLimitMb: 4, memoryFile }));
+      expect(await setAndGet(first, "kept")).toBe("VALUE kept 0 4\r\nkept\r\nEND\r\n");
+      await first.stop();
+      const second = await track(start({ memoryLimitMb: 4, memoryFile }));
+      expect((await second.stats()).curr_items).toBe("1");
+      const c = await RawClient.connect(second.port, second.host);
+      expect(await c.request("get kept\r\n", "END\r\n")).toBe("VALUE kept 0 4\r\nkept\r\nEND\r\n");
+      c.close();
+      await second.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("options are checked like flags and a bad one is a ConfigError naming it", async () => {
     await expect(start({ memoryLimitMb: 0 })).rejects.toThrow(ConfigError);
     await expect(start({ memoryLimitMb: 0 })).rejects.toThrow("memoryLimitMb must be between 1 and");

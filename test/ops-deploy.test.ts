@@ -61,18 +61,27 @@ describe("deploy/cacheismo.service", () => {
   });
 });
 
+/** The one option the shipped config sets: warm restarts for the service. */
+const SERVICE_MEMORY_FILE = "/run/cacheismo/cacheismo.mem";
+
 describe("deploy/cacheismo.conf", () => {
   const commented = [...CONF.matchAll(/^# ([a-z][a-z0-9-]*) = (.*)$/gm)];
 
-  test("lists every option a config file may set, commented out", () => {
+  test("lists every option a config file may set, commented out, but for the service's memory file", () => {
     const listed = commented.map((m) => m[1]);
-    expect(listed.toSorted()).toEqual(OPTIONS.filter((o) => !o.cliOnly).map((o) => o.long).toSorted());
-    expect(parseConfigFile(CONF, "cacheismo.conf")).toEqual(defaultConfig());
+    expect(listed.toSorted()).toEqual(OPTIONS.filter((o) => !o.cliOnly && o.long !== "memory-file").map((o) => o.long).toSorted());
+    expect(parseConfigFile(CONF, "cacheismo.conf")).toEqual({ ...defaultConfig(), memoryFile: SERVICE_MEMORY_FILE });
   });
 
   test("every listed value is the option's default and parses once uncommented", () => {
     const uncommented = CONF.replace(/^# ([a-z][a-z0-9-]*) = /gm, "$1 = ");
-    expect(parseConfigFile(uncommented, "cacheismo.conf")).toEqual(defaultConfig());
+    expect(parseConfigFile(uncommented, "cacheismo.conf")).toEqual({ ...defaultConfig(), memoryFile: SERVICE_MEMORY_FILE });
+  });
+
+  test("keeps the cache in the unit's RuntimeDirectory, which survives systemctl restart", () => {
+    const d = directives(UNIT);
+    expect(SERVICE_MEMORY_FILE.startsWith(`/run/${d.get("RuntimeDirectory")}/`)).toBe(true);
+    expect(d.get("RuntimeDirectoryPreserve")).toBe("restart");
   });
 
   test("marks exactly the options SIGHUP applies without a restart as [live]", () => {
