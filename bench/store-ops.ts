@@ -6,10 +6,12 @@
 // Rows: get hits of 32 B values over 100K keys; over 1K hot keys under the store lock as the
 // protocol takes it, and lock-free as the protocol reads hot items (Store.peek between the
 // lock's readBegin and readValid); 9:1 get:set; sets of 4 KB values under eviction (-m 64). The
-// locked row is how long one read holds the lock. Best round of each, in ns of this thread's CPU time per
+// locked row is how long one read holds the lock. Last, the expiry crawler's cost: one slice as
+// an allocation runs it before evicting (16 items / 512 buckets) and one timer slice (1,024 items /
+// 16,384 buckets), over 100K items of which half carry an expired TTL. Best round of each, in ns of this thread's CPU time per
 // operation (CPU time, so that other processes on the machine do not inflate it).
 import { parseArgs } from "node:util";
-import { PEEK_NEEDS_LOCK, Store, StoreMode } from "../src/store/store.ts";
+import { CRAWL_BUCKETS_PER_ALLOCATION, CRAWL_ITEMS_PER_ALLOCATION, PEEK_NEEDS_LOCK, Store, StoreMode } from "../src/store/store.ts";
 
 const { values: args } = parseArgs({ options: { ops: { type: "string", default: "2000000" }, rounds: { type: "string", default: "5" } } });
 const OPS = Number(args.ops);
@@ -89,6 +91,18 @@ const rows: [string, (s: Store) => void, number][] = [
   ["9:1 get:set, 32 B", mixed, OPS],
   ["set 4 KB under eviction", largeSets, OPS / 4],
 ];
+/** CPU time of `slices` crawler slices over a store where half the items have expired. */
+function crawlSlices(maxItems: number, maxBuckets: number, slices: number): { ns: number; freedPerSlice: number } {
+  const store = fresh();
+  for (const [i, k] of keys.entries()) store.store(StoreMode.Set, k, 0, k.length, 0, i % 2 === 0 ? 10 : 0, small, 0, small.length, 0);
+  store.clock.now += 11;
+  let freed = 0;
+  const t0 = process.threadCpuUsage();
+  for (let i = 0; i < slices; i++) freed += store.crawlExpired(maxItems, maxBuckets);
+  const t1 = process.threadCpuUsage(t0);
+  return { ns: ((t1.user + t1.system) * 1e3) / slices, freedPerSlice: freed / slices };
+}
+
 for (const [name, run, ops] of rows) {
   let best = Number.POSITIVE_INFINITY;
   for (let r = 0; r < ROUNDS; r++) {
@@ -103,4 +117,11 @@ for (const [name, run, ops] of rows) {
   }
   const note = run === getHitsLockFree ? ` (${(lockedShare * 100).toFixed(1)} % fell back to the lock)` : "";
   console.log(`${name.padEnd(30)} ${best.toFixed(1).padStart(7)} ns/op${note}`);
+}
+for (const [name, items, buckets, slices] of [
+  ["crawl slice at allocation", CRAWL_ITEMS_PER_ALLOCATION, CRAWL_BUCKETS_PER_ALLOCATION, 2000],
+  ["crawl slice on the timer", 1024, 16384, 40],
+] as const) {
+  const { ns, freedPerSlice } = crawlSlices(items, buckets, slices);
+  console.log(`${name.padEnd(30)} ${(ns / 1000).toFixed(1).padStart(7)} µs/slice (${freedPerSlice.toFixed(1)} items freed per slice)`);
 }
