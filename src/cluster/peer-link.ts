@@ -11,7 +11,7 @@
  */
 import type { Socket } from "bun";
 import { OutputBuffer } from "../protocol/output.ts";
-import { ProtocolError, ReplyKind, type ScanState, scanReply } from "./reply-shape.ts";
+import { ProtocolError, ReplyKind, replyBodyEnd, type ScanState, scanReply } from "./reply-shape.ts";
 
 /** Who gets a forwarded request's reply. `tag` tells the target's requests apart. */
 export interface ReplyTarget {
@@ -141,7 +141,7 @@ export class PeerLink {
         this.scan.scanned = this.scan.keyAt = this.scan.nextKeyAt = 0;
         this.head++;
         if (this.live < this.head) this.live = this.head;
-        if (!entry.abandoned) entry.target.answered(entry.tag, this.buf, this.readPos, end);
+        if (!entry.abandoned) entry.target.answered(entry.tag, this.buf, this.readPos, replyBodyEnd(entry.kind, end));
         if (this.dead) return; // the target closed the link (a probe that is done)
         this.readPos = end;
         this.events.answered();

@@ -1,8 +1,12 @@
 /**
  * Where the reply to one forwarded request ends in a peer's byte stream, checked against the
  * request it answers: a retrieval is answered by `VALUE <one of its keys, in order> …` blocks and
- * `END`, a storage command by one of its words, and so on; any request may be answered by an
- * error line. Anything else is a ProtocolError: the peer connection can no longer be trusted.
+ * `END`, a storage command by one of its words, a meta command by one of its codes (`VA` with its
+ * data block), and so on; any request may be answered by an error line. Anything else is a
+ * ProtocolError: the peer connection can no longer be trusted.
+ *
+ * A quiet meta request (`q`) may have no reply at all, so it is forwarded followed by `mn`: its
+ * reply is whatever comes before the owner's `MN` (possibly nothing), and `MN` ends it.
  */
 
 /** A peer's bytes that are not a reply to what it was asked: its connection cannot be trusted. */
@@ -17,6 +21,47 @@ export const enum ReplyKind {
   Delta,
   Touch,
   Version,
+  // The meta kinds come after the classic ones and the quiet ones last: scanReply and isQuiet
+  // tell them apart by rank.
+  MetaGet,
+  MetaSet,
+  MetaDelete,
+  MetaArithmetic,
+  MetaDebug,
+  /** The same meta requests sent with `q`, each followed by `mn`. */
+  QuietMetaGet,
+  QuietMetaSet,
+  QuietMetaDelete,
+  QuietMetaArithmetic,
+}
+
+/** The kind of a meta request of `kind` sent with `q` (and `mn` after it). */
+export function quietKind(kind: ReplyKind): ReplyKind {
+  switch (kind) {
+    case ReplyKind.MetaGet:
+      return ReplyKind.QuietMetaGet;
+    case ReplyKind.MetaSet:
+      return ReplyKind.QuietMetaSet;
+    case ReplyKind.MetaDelete:
+      return ReplyKind.QuietMetaDelete;
+    case ReplyKind.MetaArithmetic:
+      return ReplyKind.QuietMetaArithmetic;
+    default:
+      throw new Error(`no quiet form of reply kind ${kind}`);
+  }
+}
+
+export function isQuiet(kind: ReplyKind): boolean {
+  return kind >= ReplyKind.QuietMetaGet;
+}
+
+/** The `mn` sent after a quiet request, and the `MN\r\n` that ends its reply. */
+export const MN_REQUEST = Uint8Array.of(109, 110, 13, 10);
+const MN_LINE_BYTES = 4;
+
+/** Where the reply a client gets ends, for a reply that ends at `end`: without a quiet request's MN. */
+export function replyBodyEnd(kind: ReplyKind, end: number): number {
+  return isQuiet(kind) ? end - MN_LINE_BYTES : end;
 }
 
 /** A reply line (without its data block) longer than this is not a reply. */
@@ -35,6 +80,17 @@ const VERSION = ascii("VERSION ");
 const ERROR = ascii("ERROR");
 const CLIENT_ERROR = ascii("CLIENT_ERROR ");
 const SERVER_ERROR = ascii("SERVER_ERROR ");
+const MN = ascii("MN");
+
+/** Meta reply codes, as two ASCII letters in one number (c0 << 8 | c1). */
+const code = (s: string): number => (s.charCodeAt(0) << 8) | s.charCodeAt(1);
+const VA = code("VA");
+const HD = code("HD");
+const EN = code("EN");
+const NF = code("NF");
+const NS = code("NS");
+const EX = code("EX");
+const ME = code("ME");
 
 function lineIs(buf: Uint8Array, from: number, to: number, word: Uint8Array): boolean {
   if (to - from !== word.length) return false;
@@ -72,6 +128,7 @@ function lineEnd(buf: Uint8Array, from: number, to: number): number {
  * zeroes it for each new reply. Returns the reply's end, or -1 when more bytes are needed.
  */
 export function scanReply(buf: Uint8Array, from: number, to: number, kind: ReplyKind, keys: Uint8Array | null, state: ScanState): number {
+  if (kind >= ReplyKind.MetaGet) return isQuiet(kind) ? quietMetaEnd(buf, from, to, kind, state) : metaReplyEnd(buf, from, to, kind);
   if (kind !== ReplyKind.Retrieval) {
     const eol = lineEnd(buf, from, to);
     if (eol < 0) return -1;
@@ -91,6 +148,68 @@ export function scanReply(buf: Uint8Array, from: number, to: number, kind: Reply
     state.keyAt = state.nextKeyAt;
     pos = end;
     state.scanned = pos - from;
+  }
+}
+
+/**
+ * A quiet meta request's reply: nothing or one reply, then `MN`. state.scanned is the length of
+ * the reply before `MN` once it is framed (a reply is at least 4 bytes, so 0 means not yet).
+ */
+function quietMetaEnd(buf: Uint8Array, from: number, to: number, kind: ReplyKind, state: ScanState): number {
+  let pos = from + state.scanned;
+  if (state.scanned === 0) {
+    const eol = lineEnd(buf, from, to);
+    if (eol < 0) return -1;
+    if (lineIs(buf, from, eol, MN)) return eol + 2;
+    const end = metaReplyEnd(buf, from, to, kind);
+    if (end < 0) return -1;
+    state.scanned = end - from;
+    pos = end;
+  }
+  const eol = lineEnd(buf, pos, to);
+  if (eol < 0) return -1;
+  if (!lineIs(buf, pos, eol, MN)) throw new ProtocolError(`quiet meta reply not followed by MN: "${preview(buf, pos, eol)}"`);
+  return eol + 2;
+}
+
+/** One meta reply: a code the request may answer (and `VA`'s data block), or an error line. */
+function metaReplyEnd(buf: Uint8Array, from: number, to: number, kind: ReplyKind): number {
+  const eol = lineEnd(buf, from, to);
+  if (eol < 0) return -1;
+  if (isErrorLine(buf, from, eol)) return eol + 2;
+  const c = eol - from >= 2 && (eol - from === 2 || buf[from + 2] === 32) ? (buf[from] << 8) | buf[from + 1] : 0;
+  if (!metaCodeFits(c, kind)) throw new ProtocolError(`reply does not answer a meta request: "${preview(buf, from, eol)}"`);
+  if (c !== VA) return eol + 2;
+  let i = from + 3;
+  const s = i;
+  while (i < eol && buf[i] !== 32) i++;
+  if (!isNumber(buf, s, i)) throw new ProtocolError(`bad VA line: "${preview(buf, from, eol)}"`);
+  let length = 0;
+  for (let d = s; d < i; d++) length = length * 10 + (buf[d] - 48);
+  const end = eol + 2 + length + 2;
+  if (end > to) return -1;
+  if (buf[end - 2] !== 13 || buf[end - 1] !== 10) throw new ProtocolError("VA data block does not end with \\r\\n");
+  return end;
+}
+
+function metaCodeFits(c: number, kind: ReplyKind): boolean {
+  switch (kind) {
+    case ReplyKind.MetaGet:
+    case ReplyKind.QuietMetaGet:
+      return c === VA || c === HD || c === EN;
+    case ReplyKind.MetaSet:
+    case ReplyKind.QuietMetaSet:
+      return c === HD || c === NS || c === EX || c === NF;
+    case ReplyKind.MetaDelete:
+    case ReplyKind.QuietMetaDelete:
+      return c === HD || c === NF || c === EX;
+    case ReplyKind.MetaArithmetic:
+    case ReplyKind.QuietMetaArithmetic:
+      return c === HD || c === VA || c === NF || c === NS || c === EX;
+    case ReplyKind.MetaDebug:
+      return c === ME || c === EN;
+    default:
+      return false;
   }
 }
 

@@ -8,7 +8,7 @@ import { OutputBuffer } from "../protocol/output.ts";
 import { R_CRLF, R_END } from "../protocol/replies.ts";
 import { type MergeSink, MultigetMerge } from "./multiget.ts";
 import type { PeerLink, ReplyTarget } from "./peer-link.ts";
-import { ReplyKind } from "./reply-shape.ts";
+import { isQuiet, MN_REQUEST, ReplyKind } from "./reply-shape.ts";
 import { ReplyQueue } from "./reply-queue.ts";
 import type { ClusterRouter } from "./router.ts";
 
@@ -73,6 +73,8 @@ export class ForwardingSession implements ReplyTarget, MergeSink {
       return;
     }
     copyRequest(link, src, lineStart, lineEnd, dataStart, dataEnd);
+    // A quiet meta request may get no reply: the owner's MN answers `mn` after it either way.
+    if (isQuiet(kind)) link.out.put(MN_REQUEST);
     this.inFlight++;
     link.sent(kind, kind === ReplyKind.Retrieval ? src.slice(keysStart, keysEnd) : null, this, slot);
   }
