@@ -58,6 +58,16 @@ describe("mg", () => {
     expect(reply).toMatch(/^HD h0 l\d+\r\nHD h0\r\nHD h1\r\n$/);
   });
 
+  test("hits on a hot key are answered without the store lock and say the same as locked ones", async () => {
+    await meta("ms g-hot 3 F7\r\nhot\r\n");
+    const first = await meta("mg g-hot v f c h k Ox\r\n"); // the first fetch writes: locked
+    const lockFree = (stats: string): number => Number(/STAT get_lock_free (\d+)/.exec(stats)![1]);
+    const before = lockFree(await c.request("stats\r\n", "END\r\n"));
+    const again = await meta("mg g-hot v f c h k Ox\r\n".repeat(5));
+    expect(again).toBe(first.replace("h0", "h1").repeat(5));
+    expect(lockFree(await c.request("stats\r\n", "END\r\n"))).toBeGreaterThan(before);
+  });
+
   test("t is the TTL left, -1 for none; T touches, in the order the flags came", async () => {
     await meta("ms g4 1 T100\r\nx\r\n");
     const reply = await meta("mg g4 t T0\r\nmg g4 t\r\nmg g4 T1000 t\r\n");

@@ -9,7 +9,7 @@ import { quietKind, ReplyKind } from "../cluster/reply-shape.ts";
 import { parseCounter } from "../decimal.ts";
 import { latin1String } from "../latin1.ts";
 import { HEADER_BYTES, KEY_BINARY, KEY_MAX_BYTES, STALE, WIN_SENT } from "../store/item.ts";
-import { DeltaResult, StoreMode, StoreResult } from "../store/store.ts";
+import { DeltaResult, PEEK_NEEDS_LOCK, StoreMode, StoreResult } from "../store/store.ts";
 import { OutputBuffer } from "./output.ts";
 import * as R from "./replies.ts";
 import { hasColon, parseExptime, parseSigned, parseUnsigned, type ProtocolContext, Step } from "./text.ts";
@@ -329,6 +329,7 @@ export class MetaCommands {
       const step = this.virtualGet(buf);
       if (step !== null) return step;
     }
+    if (this.getLockFree(buf)) return Step.Done;
     const store = this.ctx.store;
     store.lock.lock();
     try {
@@ -339,9 +340,40 @@ export class MetaCommands {
     return Step.Done;
   }
 
+  /**
+   * An `mg` that changes nothing (no N, R or T; a hit that needs no LRU move, a key not stale),
+   * answered without the store lock as `get` answers hot keys (Store.peek between readBegin and
+   * readValid). False, with nothing written or counted, when it must be done under the lock.
+   */
+  private getLockFree(buf: Uint8Array): boolean {
+    if (this.has(78 /* N */) || this.has(82 /* R */) || this.has(84 /* T */)) return false;
+    const { store, counters } = this.ctx;
+    const out = this.host.out;
+    const token = store.lock.readBegin();
+    if (token === -1) return false;
+    const mark = out.length;
+    try {
+      const it = store.peek(this.key, this.keyOff, this.keyLen);
+      // A stale item's first reader wins the recache, which is a write.
+      if (it === PEEK_NEEDS_LOCK || (it !== 0 && store.hasBit(it, STALE))) return false;
+      if (it === 0) this.answerMiss(buf);
+      else this.answerHit(buf, it, false);
+      if (store.lock.readValid(token)) {
+        counters.get_lock_free++;
+        counters.cmd_get++;
+        if (it === 0) counters.get_misses++;
+        else counters.get_hits++;
+        return true;
+      }
+    } catch {
+      // A read that raced a writer may follow a half-written link anywhere; the locked read decides.
+    }
+    out.length = mark;
+    return false;
+  }
+
   private getLocked(buf: Uint8Array): void {
     const { store, counters } = this.ctx;
-    const { out, starts, ntokens } = this.host;
     let it = store.find(this.key, this.keyOff, this.keyLen);
     let created = false;
     if (it === 0 && this.has(78 /* N */)) {
@@ -360,13 +392,25 @@ export class MetaCommands {
     if (it === 0) {
       if (touching) counters.touch_misses++;
       else counters.get_misses++;
-      if (this.has(113 /* q */)) return;
-      out.put(R_EN);
-      this.endStatus(buf, 2);
+      this.answerMiss(buf);
       return;
     }
     if (touching) counters.touch_hits++;
     else counters.get_hits++;
+    this.answerHit(buf, it, created);
+    if (!this.has(117 /* u */)) store.bump(it);
+  }
+
+  private answerMiss(buf: Uint8Array): void {
+    if (this.has(113 /* q */)) return;
+    this.host.out.put(R_EN);
+    this.endStatus(buf, 2);
+  }
+
+  /** The reply to an mg hit, doing what its flags ask (T, N, R and a stale win write). */
+  private answerHit(buf: Uint8Array, it: number, created: boolean): void {
+    const store = this.ctx.store;
+    const { out, starts, ntokens } = this.host;
     // h and l answer what was true before this request.
     const fetched = store.wasFetched(it);
     const idle = store.idleSecondsOf(it);
@@ -443,7 +487,6 @@ export class MetaCommands {
       out.bytes[out.length++] = 13;
       out.bytes[out.length++] = 10;
     }
-    if (!this.has(117 /* u */)) store.bump(it);
   }
 
   /**
