@@ -6,15 +6,19 @@
  * SIGHUP (the old runtime finishes the keys still waiting), and a rebuild on a
  * fresh wasm instance if the engine ever fails outside Lua's own error
  * handling. Objects live in the store, so none of these loses data. Also owns
- * the pooled connections to the servers scripts wait on.
+ * the pooled connections to the servers scripts wait on, and, while no user
+ * script is loaded, the bundled set/map methods served without Lua
+ * (native-objects.ts).
  */
 import { LuaFactory, type LuaWasm } from "wasmoon";
 import wasmPath from "wasmoon/dist/glue.wasm" with { type: "file" };
 import type { ClusterInfo, LogLevel } from "./host-functions.ts";
 import type { LuaSource } from "./lua-sources.ts";
+import { NativeObjects } from "./native-objects.ts";
+import { objectLogs } from "./object-logs.ts";
 import { PeerPool } from "./peer-fetch.ts";
 import { readScriptDir } from "./script-dir.ts";
-import { type DispatchResult, type RuntimeOptions, ScriptFailure, ScriptRuntime, UNAVAILABLE } from "./script-runtime.ts";
+import { type DispatchResult, decodedCacheBytes, type RuntimeOptions, ScriptFailure, ScriptRuntime, UNAVAILABLE } from "./script-runtime.ts";
 import type { ObjectStoreAccess } from "./store-access.ts";
 
 export interface ScriptingOptions {
@@ -88,6 +92,8 @@ class ScriptingEngine implements Scripting {
   private typeNames: ReadonlySet<string> = new Set();
   /** The user scripts the current runtime was built from. */
   private userScripts: readonly LuaSource[] = [];
+  /** The bundled set/map/quota methods served without Lua; null while user scripts are loaded (they may replace them). */
+  private native: NativeObjects | null = null;
   private readonly runtimeOptions: RuntimeOptions;
   private readonly peers: PeerPool;
   /** Replaced runtimes still finishing keys that wait on other servers. */
@@ -122,6 +128,8 @@ class ScriptingEngine implements Scripting {
       queueMicrotask(() => this.restart());
       return serverError(UNAVAILABLE);
     }
+    const native = this.native?.handle(key) ?? null;
+    if (native !== null) return this.reply(key, native);
     let result: DispatchResult;
     try {
       result = runtime.dispatch(key);
@@ -205,6 +213,11 @@ class ScriptingEngine implements Scripting {
     this.runtime = runtime;
     this.typeNames = runtime.typeNames;
     this.userScripts = userScripts;
+    const store = this.opts.store;
+    this.native =
+      userScripts.length === 0
+        ? new NativeObjects(store, objectLogs(store), decodedCacheBytes(this.runtimeOptions.memoryLimitBytes), this.runtimeOptions.now)
+        : null;
     if (old !== null) {
       this.retiring.add(old);
       old.retire(() => this.retiring.delete(old));

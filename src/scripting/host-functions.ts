@@ -9,6 +9,7 @@
 import { parseServerList } from "../cluster/ketama.ts";
 import { type Rings, serverLabel } from "./consistent.ts";
 import { type LuaVm, TIMEOUT_MESSAGE } from "./lua-vm.ts";
+import { objectLogs } from "./object-logs.ts";
 import type { ObjectStoreAccess } from "./store-access.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -41,6 +42,7 @@ export interface ClusterInfo {
 /** Pushes the host table onto the main thread's stack. */
 export function pushHostTable(vm: LuaVm, deps: HostDependencies): void {
   const { store, rings } = deps;
+  const logs = objectLogs(store);
   vm.pushTable(
     vm.L,
     {
@@ -73,6 +75,44 @@ export function pushHostTable(vm: LuaVm, deps: HostDependencies): void {
         if (version === null) return 0;
         vm.pushNumber(L, version);
         return 1;
+      },
+      // readLog(key, version, length) -> version, length[, from, bytes] | nothing when missing
+      // (bytes: what the object gained after `length` when still at `version`, else all of it,
+      // from = 0; neither when it is unchanged)
+      readLog: (L) => {
+        const length = vm.checkNumber(L, 3);
+        const read = logs.read(vm.checkLatin1(L, 1), vm.checkNumber(L, 2), length);
+        if (read === null) return 0;
+        vm.pushNumber(L, read.version);
+        vm.pushNumber(L, read.length);
+        if (read.from === length && read.length === length) return 2;
+        vm.pushNumber(L, read.from);
+        vm.pushBytes(L, read.bytes);
+        return 4;
+      },
+      // appendLog(key, version, length, bytes) -> version, length | false (no memory) | nothing
+      // (the object is not at version/length)
+      appendLog: (L) => {
+        const state = logs.append(vm.checkLatin1(L, 1), vm.checkNumber(L, 2), vm.checkNumber(L, 3), vm.checkBytes(L, 4));
+        if (state === null) return 0;
+        if (state === 0) {
+          vm.pushBoolean(L, false);
+          return 1;
+        }
+        vm.pushNumber(L, state.version);
+        vm.pushNumber(L, state.length);
+        return 2;
+      },
+      // storeLog(key, bytes) -> version, length | false (no memory): flags 0, never expiring, room to append
+      storeLog: (L) => {
+        const state = logs.store(vm.checkLatin1(L, 1), vm.checkBytes(L, 2));
+        if (state === 0) {
+          vm.pushBoolean(L, false);
+          return 1;
+        }
+        vm.pushNumber(L, state.version);
+        vm.pushNumber(L, state.length);
+        return 2;
       },
       delete: (L) => {
         vm.pushBoolean(L, store.delete(vm.checkLatin1(L, 1)));

@@ -27,4 +27,31 @@ export interface ObjectStoreAccess {
    * read-modify-write of an object is atomic across threads.
    */
   exclusive<T>(fn: () => T): T;
+  /**
+   * Optional fast paths for objects kept as append logs (object-log.ts gives every store them,
+   * emulated with get/set when missing). readLog: when the item is still at `version` with at
+   * least `length` bytes, the bytes after `length` (from = length, the object only grew); else
+   * the whole value (from = 0). Moves the item to the LRU head; null when missing.
+   */
+  readLog?(key: string, version: number, length: number): LogRead | null;
+  /**
+   * Appends bytes to the value of the item at (version, length): in place when its room allows,
+   * else into a larger copy. Null when the item is gone or not at (version, length), 0 when the
+   * store has no memory; throws when the item would pass the item size limit.
+   */
+  appendLog?(key: string, version: number, length: number, bytes: Uint8Array): LogState | null | 0;
+  /** Stores data (flags 0, never expiring) with room for appends; 0 when the store has no memory. */
+  storeLog?(key: string, data: Uint8Array): LogState | 0;
+}
+
+/** Where an object log stands: its item's version (unchanged by appends in place) and length. */
+export interface LogState {
+  readonly version: number;
+  readonly length: number;
+}
+
+export interface LogRead extends LogState {
+  /** Offset in the value where `bytes` start: 0 for the whole value, else the length asked for. */
+  readonly from: number;
+  readonly bytes: Uint8Array;
 }

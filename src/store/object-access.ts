@@ -4,15 +4,21 @@
  * reaches. Key strings carry one byte per character (latin1), so key bytes cross unchanged. This
  * is the slow, allocating path that only virtual keys take; plain get/set never come here.
  * Each call holds the store's lock; `exclusive` holds the objects lock around a run of Lua.
+ * readLog/appendLog/storeLog keep objects as append logs with room to grow (object-log.ts).
  */
-import type { ObjectStoreAccess } from "../scripting/store-access.ts";
+import type { LogRead, LogState, ObjectStoreAccess } from "../scripting/store-access.ts";
 import { latin1String } from "../latin1.ts";
-import { Namespace } from "./item.ts";
+import { HEADER_BYTES, Namespace } from "./item.ts";
+import { keepVersion, logCapacity, readValueAt, setValueLength, valueRoom, writeValueAt } from "./object-log.ts";
 import { type Store, StoreMode, StoreResult } from "./store.ts";
+
+const EMPTY = new Uint8Array(0);
 
 export class StoreObjectAccess implements ObjectStoreAccess {
   /** Object keys are encoded here rather than into a new array per call. */
   private keyBytes = new Uint8Array(1024);
+  /** Object logs are copied and grown here. */
+  private scratch = new Uint8Array(4096);
 
   constructor(private readonly store: Store) {}
 
@@ -88,6 +94,81 @@ export class StoreObjectAccess implements ObjectStoreAccess {
 
   evictLRU(bytes: number): number {
     return this.store.lock.hold(() => this.store.evictBytes(bytes));
+  }
+
+  readLog(key: string, version: number, length: number): LogRead | null {
+    const len = this.encodeKey(key);
+    const store = this.store;
+    return store.lock.hold(() => {
+      const it = store.get(this.keyBytes, 0, len, Namespace.Objects);
+      if (it === 0) return null;
+      const cas = store.casOf(it);
+      const total = store.valueLength(it);
+      if (cas === version && total >= length) {
+        if (total === length) return { version: cas, length: total, from: length, bytes: EMPTY };
+        const tail = new Uint8Array(total - length);
+        readValueAt(store.arena, it, length, tail);
+        return { version: cas, length: total, from: length, bytes: tail };
+      }
+      const bytes = new Uint8Array(total);
+      store.copyValueTo(it, bytes, 0);
+      return { version: cas, length: total, from: 0, bytes };
+    });
+  }
+
+  appendLog(key: string, version: number, length: number, bytes: Uint8Array): LogState | null | 0 {
+    const len = this.encodeKey(key);
+    const keyBytes = this.keyBytes;
+    const store = this.store;
+    const arena = store.arena;
+    const result = store.lock.hold((): LogState | null | 0 | -1 => {
+      const it = store.find(keyBytes, 0, len, Namespace.Objects);
+      if (it === 0 || store.casOf(it) !== version || store.valueLength(it) !== length) return null;
+      const total = length + bytes.length;
+      if (total <= valueRoom(arena, it)) {
+        writeValueAt(arena, it, length, bytes);
+        setValueLength(arena, it, total);
+        return { version, length: total };
+      }
+      const maxValue = store.maxItemBytes - HEADER_BYTES - len;
+      if (total > maxValue) return -1;
+      // Out of room: a larger copy (its room grows by half, so copies are amortized).
+      const grown = this.scratchFor(logCapacity(total, maxValue));
+      store.copyValueTo(it, grown, 0);
+      grown.set(bytes, length);
+      const state = this.storeWithRoom(keyBytes, len, grown, total, logCapacity(total, maxValue));
+      if (state === 0) return 0;
+      keepVersion(arena, store.find(keyBytes, 0, len, Namespace.Objects), version);
+      return { version, length: total };
+    });
+    if (result === -1) throw new RangeError(`object too large for cache (${length + bytes.length} bytes, item limit ${store.maxItemBytes})`);
+    return result;
+  }
+
+  storeLog(key: string, data: Uint8Array): LogState | 0 {
+    const len = this.encodeKey(key);
+    const store = this.store;
+    const maxValue = store.maxItemBytes - HEADER_BYTES - len;
+    if (data.length > maxValue) throw new RangeError(`object too large for cache (${data.length} bytes, item limit ${store.maxItemBytes})`);
+    const capacity = logCapacity(data.length, maxValue);
+    const padded = this.scratchFor(capacity);
+    padded.set(data, 0);
+    return store.lock.hold(() => this.storeWithRoom(this.keyBytes, len, padded, data.length, capacity));
+  }
+
+  /** Stores the first `capacity` bytes of buf as the object's item, of which `length` are its value. Lock held. */
+  private storeWithRoom(keyBytes: Uint8Array, keyLen: number, buf: Uint8Array, length: number, capacity: number): LogState | 0 {
+    const store = this.store;
+    if (store.store(StoreMode.Set, keyBytes, 0, keyLen, 0, 0, buf, 0, capacity, 0, Namespace.Objects) !== StoreResult.Stored) return 0;
+    const it = store.find(keyBytes, 0, keyLen, Namespace.Objects);
+    setValueLength(store.arena, it, length);
+    return { version: store.casOf(it), length };
+  }
+
+  /** A reused buffer of at least n bytes (contents undefined). */
+  private scratchFor(n: number): Uint8Array {
+    if (this.scratch.length < n) this.scratch = new Uint8Array(Math.max(n, this.scratch.length * 2));
+    return this.scratch;
   }
 
   exclusive<T>(fn: () => T): T {

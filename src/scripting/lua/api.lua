@@ -6,7 +6,7 @@ local host = ...
 local type, tostring, setmetatable, getmetatable, error, select =
   type, tostring, setmetatable, getmetatable, error, select
 local running = coroutine.running
-local concat, format, mathType = table.concat, string.format, math.type
+local concat, format, mathType, find = table.concat, string.format, math.type, string.find
 local hostGet, hostSet, hostDelete, hostKeys, hostEvict, hostLog =
   host.get, host.set, host.delete, host.keys, host.evict, host.log
 
@@ -47,9 +47,14 @@ local HashMapMeta = { __index = HashMap, __metatable = "HashMap" }
 
 function getHashMap() return setmetatable({}, HashMapMeta) end
 
+-- An object is also found under the name the original gave it,
+-- "<type>$<objectKey>" (its storage key without the leading "\1"), so that
+-- the original's scripts, which read objects that way, see the objects
+-- executeNew stores. An item stored under that very name wins.
 function HashMap:get(key)
   expect(key, "string", "key")
   local data, flags, exptime = hostGet(key)
+  if data == nil and find(key, "$", 2, true) then data, flags, exptime = hostGet("\1" .. key) end
   if data == nil then return nil end
   return newCacheItem(key, data, flags, exptime)
 end
@@ -139,8 +144,9 @@ local function replyString(v)
 end
 host.replyString = replyString
 
--- The reply block of a finished handler: what it wrote, or else its return
--- value as a VALUE block for the virtual key, or else nothing.
+-- The reply block of a finished handler: what it wrote (a string, or a table
+-- of the pieces it wrote, which the host joins into the reply in one copy),
+-- or else its return value as a VALUE block for the virtual key, or else nothing.
 function host.takeReply(cmd, virtualKey, result)
   local out = cmd.output
   if out == nil then
@@ -148,7 +154,6 @@ function host.takeReply(cmd, virtualKey, result)
     local value = replyString(result)
     return "VALUE " .. virtualKey .. " 0 " .. #value .. "\r\n" .. value .. "\r\n"
   end
-  if type(out) == "table" then return concat(out) end
   return out
 end
 

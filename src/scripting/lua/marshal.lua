@@ -4,11 +4,15 @@
 -- double; string a u32 length and the bytes; table tag 2 + u32 length + pairs,
 -- or tag 1 + i32 back-reference to an earlier table (the root is 1).
 -- Functions, userdata and threads cannot be marshalled.
+-- Extension for objects kept as append logs (core.lua): pairs appended after
+-- the first set of a key replace it, and a value of type 0 (nil, no payload)
+-- removes the key. table.marshal never writes one; table.unmarshal reads them.
+local host = ...
 local spack, sunpack, byte, concat = string.pack, string.unpack, string.byte, table.concat
 local type, next, select, error, tointeger = type, next, select, error, math.tointeger
 
 local MAGIC = "\142"
-local T_BOOLEAN, T_NUMBER, T_STRING, T_TABLE = 1, 3, 4, 5
+local T_NIL, T_BOOLEAN, T_NUMBER, T_STRING, T_TABLE = 0, 1, 3, 4, 5
 local TAG_REF, TAG_INLINE = 1, 2
 
 -- Most pairs are string/number keys with string/number values: one pack each.
@@ -36,6 +40,7 @@ local function encodeValue(v, out, n, seen)
   elseif tv == "table" then
     local ref = seen[v]
     if ref then
+      seen.refs = true
       out[n] = spack("<BBi4", T_TABLE, TAG_REF, ref)
     else
       seen.n = seen.n + 1
@@ -70,9 +75,11 @@ end
 
 local decodeValue
 
--- refs lists the tables decoded so far, by reference number.
+-- refs lists the tables decoded so far, by reference number. Returns the
+-- pairs read and how many keys t gained (negative when removals won).
 local function decodePairs(s, pos, stop, t, refs)
   local k, v
+  local records, gained = 0, 0
   while pos < stop do
     -- Inline fast paths for string keys and string/number values.
     if byte(s, pos) == T_STRING then
@@ -87,12 +94,21 @@ local function decodePairs(s, pos, stop, t, refs)
       v = tointeger(v) or v
     elseif tv == T_STRING then
       v, pos = sunpack("<s4", s, pos + 1)
+    elseif tv == T_NIL then
+      v, pos = nil, pos + 1
     else
       v, pos = decodeValue(s, pos, refs)
     end
+    if t[k] == nil then
+      if v ~= nil then gained = gained + 1 end
+    elseif v == nil then
+      gained = gained - 1
+    end
     t[k] = v
+    records = records + 1
   end
   if pos ~= stop then corrupt() end
+  return records, gained
 end
 
 decodeValue = function(s, pos, refs)
@@ -150,4 +166,40 @@ end
 
 function table.clone(...)
   return table.unmarshal(table.marshal(lastArgument(...)))
+end
+
+-- For core.lua's object logs. decodeInto(t, s, pos) applies the pairs of s
+-- from pos on to t (pos 2 for a whole marshalled object, after the magic byte;
+-- 1 for pairs appended later) and returns the pairs read and the keys gained.
+-- Nested tables are numbered after t, as the records encodeChanges writes.
+
+function host.decodeInto(t, s, pos)
+  if pos == 2 and byte(s, 1) ~= 0x8E then corrupt() end
+  return decodePairs(s, pos, #s + 1, t, { t })
+end
+
+-- The pairs (k1, v1, k2, v2, ...) of fields changed on t as one log record (a
+-- nil value removes the key), or nil when a value refers to a table met
+-- before, which only a whole marshal can number right.
+function host.encodeChanges(t, ...)
+  local out, n, seen = {}, 0, { [t] = 1, n = 1 }
+  for i = 1, select("#", ...), 2 do
+    local k, v = select(i, ...)
+    if k == nil then error("table index is nil", 0) end
+    if v == nil then
+      n = encodeValue(k, out, n, seen) + 1
+      out[n] = "\0"
+    else
+      local formats = PAIR_FORMAT[type(k)]
+      local format = formats and formats[type(v)]
+      if format then
+        n = n + 1
+        out[n] = spack(format, CODE[type(k)], k, CODE[type(v)], v)
+      else
+        n = encodeValue(v, out, encodeValue(k, out, n, seen), seen)
+      end
+    end
+  end
+  if seen.refs then return nil end
+  return concat(out)
 end

@@ -6,7 +6,7 @@
 -- Script keys live in the store's objects namespace, which no client key
 -- reaches whatever its bytes; scripts reach objects through this key.
 local host = ...
-local hostGet, hostSet, hostVersion, replyString = host.get, host.set, host.version, host.replyString
+local hostGet, hostSet, replyString = host.get, host.set, host.replyString
 local marshal, unmarshal = table.marshal, table.unmarshal
 local type, error = type, error
 
@@ -33,28 +33,62 @@ function host.finiteDecimal(s)
 end
 
 -- Appends `VALUE <key> 0 <len>\r\n<value>\r\n`; numbers print as %.14g.
+-- A large value is written as a piece of its own, so that it is copied once
+-- into the reply instead of being joined to its header in Lua first.
+local PIECE_BYTES = 4096
 local function writeStringAsValue(cmd, key, value)
   value = replyString(value)
-  return cmd:writeString("VALUE " .. key .. " 0 " .. #value .. "\r\n" .. value .. "\r\n")
+  if #value < PIECE_BYTES then
+    return cmd:writeString("VALUE " .. key .. " 0 " .. #value .. "\r\n" .. value .. "\r\n")
+  end
+  cmd:writeString("VALUE " .. key .. " 0 " .. #value .. "\r\n")
+  cmd:writeString(value)
+  return cmd:writeString("\r\n")
 end
 
--- Decoded objects by storage key, each with the bytes it was decoded from and
--- the item's version (the store changes it on every write). An entry is used
--- only while the stored version is the same, so a change made elsewhere
--- (eviction, delete, another script) is never missed, and an unchanged object
--- is neither copied out of the store nor decoded again.
+-- For the bundled listings: `lines[1..n]`, each followed by CRLF, as the
+-- value (the lines are joined once, and their last CRLF rides with the
+-- block's own).
+local concat = table.concat
+function host.writeLinesAsValue(cmd, key, lines, n)
+  if n == 0 then return writeStringAsValue(cmd, key, "") end
+  local body = concat(lines, "\r\n", 1, n)
+  cmd:writeString("VALUE " .. key .. " 0 " .. (#body + 2) .. "\r\n")
+  cmd:writeString(body)
+  return cmd:writeString("\r\n\r\n")
+end
+
+-- An object item holds a marshalled table followed by the changes made since
+-- (marshal.lua's log records: a later pair replaces a key, a nil value
+-- removes it), so that a change costs its own size, not the object's: it is
+-- appended in place (src/store/object-log.ts) while the item has room, into a
+-- copy half again as large when not. When the log holds more dead pairs than
+-- live ones it is compacted: the object is marshalled and stored afresh.
+--
+-- Decoded objects are cached by storage key, each with the item's version
+-- and the log length it was decoded up to. The version stays while changes
+-- are only appended and changes on every other write (eviction, delete, a
+-- compaction, another script's put), so a call reads only what other
+-- threads appended since (often nothing) and decodes the whole object only
+-- when it was replaced. Entry: obj, version, length, count (keys of obj),
+-- records (pairs in the log).
 -- The cache is for hot objects only: it holds at most DECODED_CACHE_ENTRIES
--- objects and host.DECODED_CACHE_BYTES of encoded bytes (a small share of the
--- Lua heap), and starts over empty when either is reached. That is cheaper
--- than tracking recency, a hot object is back after one call, and the few
--- live tables add little to the collector's work. An entry is out of the
--- cache while in use.
+-- objects and host.DECODED_CACHE_BYTES of log bytes (a share of the Lua
+-- heap), and starts over empty when either is reached. That is cheaper than
+-- tracking recency, a hot object is back after one call, and the few live
+-- tables add little to the collector's work. An entry is out of the cache
+-- while in use.
 local DECODED_CACHE_ENTRIES = 256
 local DECODED_CACHE_BYTES = host.DECODED_CACHE_BYTES
+-- Dead pairs tolerated beyond the live ones before a compaction.
+local COMPACT_SLACK = 8
 local decoded, decodedCount, decodedBytes = {}, 0, 0
+local readLog, appendLog, storeLog = host.readLog, host.appendLog, host.storeLog
+local decodeInto, encodeChanges = host.decodeInto, host.encodeChanges
+local select, next = select, next
 
 local function cacheDecoded(skey, entry)
-  local size = #entry.data
+  local size = entry.length
   if size > DECODED_CACHE_BYTES then return end
   if decodedCount >= DECODED_CACHE_ENTRIES or decodedBytes + size > DECODED_CACHE_BYTES then
     decoded, decodedCount, decodedBytes = {}, 0, 0
@@ -64,21 +98,77 @@ local function cacheDecoded(skey, entry)
   decodedBytes = decodedBytes + size
 end
 
--- The entry for the object stored under skey, taken out of the cache (whoever
--- holds it may change the object, and puts it back only if it matches the
--- store), or nil when no object is stored.
+-- The entry for the object stored under skey, up to date with the store and
+-- taken out of the cache (whoever holds it may change the object, and puts it
+-- back once the store has the change), or nil when no object is stored.
 local function takeDecoded(skey)
-  local version = hostVersion(skey)
-  if version == nil then return nil end
   local entry = decoded[skey]
+  local version, length = -1, 0
   if entry ~= nil then
     decoded[skey] = nil
     decodedCount = decodedCount - 1
-    decodedBytes = decodedBytes - #entry.data
-    if entry.version == version then return entry end
+    decodedBytes = decodedBytes - entry.length
+    version, length = entry.version, entry.length
   end
-  local data = hostGet(skey)
-  return { data = data, version = version, obj = unmarshal(data) }
+  local newVersion, newLength, from, bytes = readLog(skey, version, length)
+  if from == nil then return newVersion and entry end
+  if from == 0 then
+    local obj = {}
+    local records, count = decodeInto(obj, bytes, 2)
+    return { obj = obj, version = newVersion, length = newLength, count = count, records = records }
+  end
+  local records, gained = decodeInto(entry.obj, bytes, 1)
+  entry.records = entry.records + records
+  entry.count = entry.count + gained
+  entry.length = newLength
+  return entry
+end
+
+local function countKeys(obj)
+  local n = 0
+  for _ in next, obj do n = n + 1 end
+  return n
+end
+
+-- Stores the whole object afresh: a compacted log with room to grow, or
+-- without room for an object that is always stored whole (executeReadWrite).
+local function storeWhole(skey, entry, withRoom)
+  local data = marshal(entry.obj)
+  local version, length
+  if withRoom then
+    version, length = storeLog(skey, data)
+  else
+    version, length = hostSet(skey, data, 0, 0), #data
+  end
+  if not version then error("out of memory storing object", 0) end
+  entry.version, entry.length, entry.records = version, length, entry.count
+end
+
+-- Applies the (key, value) pairs an update returned to the object, then
+-- appends them to its log (or compacts the log when it is mostly dead).
+local function storeChanges(skey, entry, ...)
+  local obj, count = entry.obj, entry.count
+  local n = select("#", ...)
+  for i = 1, n, 2 do
+    local k, v = select(i, ...)
+    if obj[k] == nil then
+      if v ~= nil then count = count + 1 end
+    elseif v == nil then
+      count = count - 1
+    end
+    obj[k] = v
+  end
+  entry.count = count
+  entry.records = entry.records + (n + 1) // 2
+  if entry.records - count > count + COMPACT_SLACK then return storeWhole(skey, entry, true) end
+  local record = encodeChanges(obj, ...)
+  local version, length
+  if record ~= nil then version, length = appendLog(skey, entry.version, entry.length, record) end
+  -- nil: the item changed under this call (evicted meanwhile) or the record
+  -- cannot stand alone; the whole object is stored, as a rewrite always was.
+  if version == nil then return storeWhole(skey, entry, true) end
+  if not version then error("out of memory storing object", 0) end
+  entry.version, entry.length = version, length
 end
 
 -- The object as a table of its own, or nil when it is not stored.
@@ -90,7 +180,7 @@ end
 
 -- Objects never expire; they leave only through the store's LRU.
 local function storeObject(typeName, objectKey, obj)
-  if not hostSet(storageKey(typeName, objectKey), marshal(obj), 0, 0) then
+  if not storeLog(storageKey(typeName, objectKey), marshal(obj)) then
     error("out of memory storing object", 0)
   end
 end
@@ -112,10 +202,9 @@ local function executeReadOnly(cmd, key, typeName, objectKey, fn, ...)
   return writeStringAsValue(cmd, key, result)
 end
 
--- fn(obj, ...) may change the object; it is stored again only if it changed.
--- fn may return false after the reply to say it changed nothing, which also
--- skips encoding the object. The object stays cached for the next call, so fn
--- must not keep it.
+-- fn(obj, ...) may change the object, which is then stored whole. fn may
+-- return false after the reply to say it changed nothing, which skips
+-- storing. The object stays cached for the next call, so fn must not keep it.
 local function executeReadWrite(cmd, key, typeName, objectKey, fn, ...)
   needArgument(objectKey, "object key")
   local skey = storageKey(typeName, objectKey)
@@ -126,15 +215,46 @@ local function executeReadWrite(cmd, key, typeName, objectKey, fn, ...)
   local result, changed = fn(entry.obj, ...)
   cmd.atomic = atomic
   if changed ~= false then
-    local newData = marshal(entry.obj)
-    if newData ~= entry.data then
-      local version = hostSet(skey, newData, 0, 0)
-      if not version then error("out of memory storing object", 0) end
-      entry.data, entry.version = newData, version
-    end
+    entry.count = countKeys(entry.obj)
+    storeWhole(skey, entry, false)
   end
   cacheDecoded(skey, entry)
   return writeStringAsValue(cmd, key, result)
+end
+
+local function finishUpdate(cmd, key, skey, entry, result, ...)
+  if select("#", ...) > 0 then storeChanges(skey, entry, ...) end
+  cacheDecoded(skey, entry)
+  return writeStringAsValue(cmd, key, result)
+end
+
+-- Updates in time proportional to the change: fn(obj, ...) returns the reply,
+-- then a key and its new value for each top-level field to change (nil
+-- removes it): `return "SUCCESS", element, 1`. Only those pairs are applied
+-- and appended to the stored object; nothing after the reply stores nothing.
+-- fn may change a nested table in place if it returns its field. The object
+-- stays cached for the next call, so fn must not keep it.
+local function executeUpdate(cmd, key, typeName, objectKey, fn, ...)
+  needArgument(objectKey, "object key")
+  local skey = storageKey(typeName, objectKey)
+  local entry = takeDecoded(skey)
+  if entry == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
+  local atomic = cmd.atomic
+  cmd.atomic = atomic + 1
+  local reply = finishUpdate(cmd, key, skey, entry, fn(entry.obj, ...))
+  cmd.atomic = atomic
+  return reply
+end
+
+-- The number of top-level keys of the object (the members of a set, the
+-- fields of a map), kept up to date without walking it.
+local function executeCount(cmd, key, typeName, objectKey)
+  needArgument(objectKey, "object key")
+  local skey = storageKey(typeName, objectKey)
+  local entry = takeDecoded(skey)
+  if entry == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
+  cacheDecoded(skey, entry)
+  return writeStringAsValue(cmd, key, entry.count)
 end
 
 -- obj = fn(...) replaces any stored object (CREATED); nil leaves the stored
@@ -174,3 +294,4 @@ end
 _G.storageKey, _G.needArgument, _G.writeStringAsValue = storageKey, needArgument, writeStringAsValue
 _G.loadObject, _G.storeObject = loadObject, storeObject
 _G.executeReadOnly, _G.executeReadWrite, _G.executeNew = executeReadOnly, executeReadWrite, executeNew
+_G.executeUpdate, _G.executeCount = executeUpdate, executeCount

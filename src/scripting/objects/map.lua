@@ -2,9 +2,10 @@
 --   map:new:m1  map:put:m1:a:1  map:get:m1:a -> "a : 1"
 -- Listings are sorted by field so that replies are reproducible.
 local host = ...
-local executeNew, executeReadWrite, needArgument = executeNew, executeReadWrite, needArgument
-local executeShared = host.executeShared
-local pairs, sort, concat, byte = pairs, table.sort, table.concat, string.byte
+local executeNew, executeUpdate, executeCount, needArgument = executeNew, executeUpdate, executeCount, needArgument
+local executeShared, loadShared, writeLinesAsValue = host.executeShared, host.loadShared, host.writeLinesAsValue
+local writeStringAsValue = writeStringAsValue
+local pairs, sort, byte = pairs, table.sort, string.byte
 local COLON = 58
 
 local function sortedFields(m)
@@ -21,9 +22,8 @@ local function create() return {} end
 
 -- A missing value deletes the field, as in the original.
 local function put(m, field, value)
-  if m[field] == value then return "SUCCESS", false end
-  m[field] = value
-  return "SUCCESS"
+  if m[field] == value then return "SUCCESS" end
+  return "SUCCESS", field, value
 end
 
 local function get(m, field)
@@ -33,37 +33,24 @@ local function get(m, field)
 end
 
 local function delete(m, field)
-  if m[field] == nil then return "SUCCESS", false end
-  m[field] = nil
-  return "SUCCESS"
+  if m[field] == nil then return "SUCCESS" end
+  return "SUCCESS", field, nil
 end
 
-local function count(m)
-  local n = 0
-  for _ in pairs(m) do n = n + 1 end
-  return n
-end
-
-local function getkeys(m)
+-- The sorted fields of the map, each turned into a line by lineOf (if any),
+-- as the reply; ERROR_CACHE_MISS when the map is not stored.
+local function writeListing(cmd, key, k, lineOf)
+  local m = loadShared("map", needArgument(k, "object key"))
+  if m == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
   local fields, n = sortedFields(m)
-  if n == 0 then return "" end
-  return concat(fields, "\r\n") .. "\r\n"
-end
-
-local function getvalues(m)
-  local fields, n = sortedFields(m)
-  for i = 1, n do fields[i] = m[fields[i]] .. "\r\n" end
-  return concat(fields)
-end
-
-local function getall(m)
-  local fields, n = sortedFields(m)
-  for i = 1, n do
-    local field = fields[i]
-    fields[i] = field .. " : " .. m[field] .. "\r\n"
+  if lineOf ~= nil then
+    for i = 1, n do fields[i] = lineOf(fields[i], m[fields[i]]) end
   end
-  return concat(fields)
+  return writeLinesAsValue(cmd, key, fields, n)
 end
+
+local function valueLine(_, value) return value end
+local function fieldValueLine(field, value) return field .. " : " .. value end
 
 map = {}
 
@@ -76,7 +63,7 @@ end
 function map.put(cmd, key, m, field, value)
   needArgument(m, "object key")
   if value == nil and field ~= nil and byte(key, -1) == COLON then value = "" end
-  return executeReadWrite(cmd, key, "map", m, put, needArgument(field, "field"), value)
+  return executeUpdate(cmd, key, "map", m, put, needArgument(field, "field"), value)
 end
 
 function map.get(cmd, key, m, field)
@@ -86,21 +73,21 @@ end
 
 function map.delete(cmd, key, m, field)
   needArgument(m, "object key")
-  return executeReadWrite(cmd, key, "map", m, delete, needArgument(field, "field"))
+  return executeUpdate(cmd, key, "map", m, delete, needArgument(field, "field"))
 end
 
 function map.count(cmd, key, m)
-  return executeShared(cmd, key, "map", m, count)
+  return executeCount(cmd, key, "map", m)
 end
 
 function map.getkeys(cmd, key, m)
-  return executeShared(cmd, key, "map", m, getkeys)
+  return writeListing(cmd, key, m, nil)
 end
 
 function map.getvalues(cmd, key, m)
-  return executeShared(cmd, key, "map", m, getvalues)
+  return writeListing(cmd, key, m, valueLine)
 end
 
 function map.getall(cmd, key, m)
-  return executeShared(cmd, key, "map", m, getall)
+  return writeListing(cmd, key, m, fieldValueLine)
 end

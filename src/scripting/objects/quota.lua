@@ -6,7 +6,7 @@
 -- which reads the server's clock. Limits and amounts are finite decimal
 -- numbers, amounts not negative.
 local host = ...
-local executeNew, executeReadWrite = executeNew, executeReadWrite
+local executeNew, executeUpdate = executeNew, executeUpdate
 local finiteDecimal = host.finiteDecimal
 local time, date, error = os.time, os.date, error
 
@@ -36,26 +36,26 @@ local function create(limit, period)
   return { limit = limit, type = period, count = 0, expiresAt = nextBoundary[period](time()) }
 end
 
+-- Returns the reply, then the fields that change (executeUpdate).
 local function addandcheck(q, amount)
   local n = 1
   if amount ~= nil then
     n = finiteDecimal(amount)
     if n == nil or n < 0 then error("invalid amount: " .. amount, 0) end
   end
-  local now, rolled = time(), false
+  local now, count = time(), q.count
   if now >= q.expiresAt then
-    q.count = 0
-    q.expiresAt = nextBoundary[q.type](now)
-    rolled = true
+    local expiresAt = nextBoundary[q.type](now)
+    if n > q.limit then return "QUOTA_EXCEEDED", "count", 0, "expiresAt", expiresAt end
+    return "QUOTA_OK", "count", n, "expiresAt", expiresAt
   end
-  if q.count + n > q.limit then return "QUOTA_EXCEEDED", rolled end
-  q.count = q.count + n
-  return "QUOTA_OK"
+  if count + n > q.limit then return "QUOTA_EXCEEDED" end
+  return "QUOTA_OK", "count", count + n
 end
 
 local function reset(q)
-  q.count = 0
-  return "QUOTA_OK"
+  if q.count == 0 then return "QUOTA_OK" end
+  return "QUOTA_OK", "count", 0
 end
 
 quota = {}
@@ -65,9 +65,9 @@ function quota.new(cmd, key, q, limit, period)
 end
 
 function quota.addandcheck(cmd, key, q, amount)
-  return executeReadWrite(cmd, key, "quota", q, addandcheck, amount)
+  return executeUpdate(cmd, key, "quota", q, addandcheck, amount)
 end
 
 function quota.reset(cmd, key, q)
-  return executeReadWrite(cmd, key, "quota", q, reset)
+  return executeUpdate(cmd, key, "quota", q, reset)
 end

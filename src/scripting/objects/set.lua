@@ -2,23 +2,21 @@
 --   set:new:s1  set:put:s1:x  set:exist:s1:x -> EXISTS  set:union:s1:s2
 -- Listings are sorted so that replies are reproducible.
 local host = ...
-local executeNew, executeReadWrite, needArgument = executeNew, executeReadWrite, needArgument
-local executeShared, loadShared = host.executeShared, host.loadShared
+local executeNew, executeUpdate, executeCount, needArgument = executeNew, executeUpdate, executeCount, needArgument
+local executeShared, loadShared, writeLinesAsValue = host.executeShared, host.loadShared, host.writeLinesAsValue
 local writeStringAsValue = writeStringAsValue
-local pairs, sort, concat = pairs, table.sort, table.concat
+local pairs, sort = pairs, table.sort
 
-local function lines(elements, n)
-  if n == 0 then return "" end
+local function writeSorted(cmd, key, elements, n)
   sort(elements)
-  return concat(elements, "\r\n") .. "\r\n"
+  return writeLinesAsValue(cmd, key, elements, n)
 end
 
 local function create() return {} end
 
 local function put(s, element)
-  if s[element] ~= nil then return "SUCCESS", false end
-  s[element] = 1
-  return "SUCCESS"
+  if s[element] ~= nil then return "SUCCESS" end
+  return "SUCCESS", element, 1
 end
 
 local function exists(s, element)
@@ -27,24 +25,8 @@ local function exists(s, element)
 end
 
 local function delete(s, element)
-  if s[element] == nil then return "SUCCESS", false end
-  s[element] = nil
-  return "SUCCESS"
-end
-
-local function count(s)
-  local n = 0
-  for _ in pairs(s) do n = n + 1 end
-  return n
-end
-
-local function getall(s)
-  local elements, n = {}, 0
-  for element in pairs(s) do
-    n = n + 1
-    elements[n] = element
-  end
-  return lines(elements, n)
+  if s[element] == nil then return "SUCCESS" end
+  return "SUCCESS", element, nil
 end
 
 -- Both sets must exist; a missing one answers ERROR_CACHE_MISS.
@@ -64,7 +46,7 @@ end
 
 function set.put(cmd, key, s, element)
   needArgument(s, "object key")
-  return executeReadWrite(cmd, key, "set", s, put, needArgument(element, "element"))
+  return executeUpdate(cmd, key, "set", s, put, needArgument(element, "element"))
 end
 
 function set.exist(cmd, key, s, element)
@@ -75,15 +57,22 @@ set.exists = set.exist
 
 function set.delete(cmd, key, s, element)
   needArgument(s, "object key")
-  return executeReadWrite(cmd, key, "set", s, delete, needArgument(element, "element"))
+  return executeUpdate(cmd, key, "set", s, delete, needArgument(element, "element"))
 end
 
 function set.count(cmd, key, s)
-  return executeShared(cmd, key, "set", s, count)
+  return executeCount(cmd, key, "set", s)
 end
 
-function set.getall(cmd, key, s)
-  return executeShared(cmd, key, "set", s, getall)
+function set.getall(cmd, key, k)
+  local s = loadShared("set", needArgument(k, "object key"))
+  if s == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
+  local elements, n = {}, 0
+  for element in pairs(s) do
+    n = n + 1
+    elements[n] = element
+  end
+  return writeSorted(cmd, key, elements, n)
 end
 
 function set.union(cmd, key, k1, k2)
@@ -100,7 +89,7 @@ function set.union(cmd, key, k1, k2)
       elements[n] = element
     end
   end
-  return writeStringAsValue(cmd, key, lines(elements, n))
+  return writeSorted(cmd, key, elements, n)
 end
 
 function set.intersection(cmd, key, k1, k2)
@@ -113,5 +102,5 @@ function set.intersection(cmd, key, k1, k2)
       elements[n] = element
     end
   end
-  return writeStringAsValue(cmd, key, lines(elements, n))
+  return writeSorted(cmd, key, elements, n)
 end

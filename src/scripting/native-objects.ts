@@ -1,0 +1,474 @@
+/**
+ * The bundled set and map methods (put, delete, exist, get, count, the listings, union and
+ * intersection) and quota:addandcheck, served in JS without entering Lua: a Lua call costs
+ * several microseconds before the method does anything, a hash lookup here a fraction of one,
+ * and a listing is sorted and written into its reply once. Same objects, same
+ * replies: the object is the same append log core.lua reads and writes (marshal pairs, a nil
+ * value removes a key), decoded once per thread and kept up to date by (version, length) through
+ * readLog, so this cache, the Lua states' caches and other threads all see one object in the
+ * arena. Runs under the objects lock, as a Lua call does.
+ *
+ * Only while no user script is loaded: a user script may replace or wrap the bundled methods
+ * (set.put = ...), and then every call must go to Lua. Anything this module does not expect (a
+ * missing argument, a value that is not a string, a nested table, an exception) is left to Lua
+ * too, which runs the call from the start.
+ */
+import { latin1String } from "../latin1.ts";
+import type { ObjectLogs } from "./object-logs.ts";
+import { ScriptFailure } from "./script-runtime.ts";
+import type { ObjectStoreAccess } from "./store-access.ts";
+
+type Value = string | number | boolean;
+
+interface Entry {
+  version: number;
+  length: number;
+  /**
+   * Members of a set (value 1), fields of a map (their values). A removed key stays, undefined,
+   * until the object is compacted: JavaScriptCore's Map slows down in proportion to the times
+   * one key was deleted and added again, until it rehashes.
+   */
+  members: Map<string, Value | undefined>;
+  /** Keys with a value. */
+  count: number;
+  /** Pairs in the log: `count` of them live, the rest replaced or removed. */
+  records: number;
+}
+
+const MAGIC = 0x8e;
+const T_NIL = 0;
+const T_BOOLEAN = 1;
+const T_NUMBER = 3;
+const T_STRING = 4;
+const CR = 13;
+const LF = 10;
+/** Dead pairs tolerated beyond the live ones before a compaction (as core.lua). */
+const COMPACT_SLACK = 8;
+const MAX_ENTRIES = 256;
+/** Amounts served here: whole numbers that stay exact as doubles, as quota.lua's finiteDecimal reads them. */
+const WHOLE_AMOUNT = /^\d{1,15}$/;
+
+/** Thrown by decodePairs for a log it does not read (left to Lua). */
+class NotFlat extends Error {}
+
+export class NativeObjects {
+  private readonly cache = new Map<string, Entry>();
+  private cachedBytes = 0;
+  /** Whether the call in progress has stored its change. */
+  private stored = false;
+
+  constructor(
+    private readonly store: ObjectStoreAccess,
+    private readonly logs: ObjectLogs,
+    /** Log bytes of the objects kept decoded. */
+    private readonly budgetBytes: number,
+    /** Milliseconds since the epoch: the clock os.time() reads. */
+    private readonly now: () => number,
+  ) {}
+
+  /** The reply block, or null when the key is not one of the methods served here. */
+  handle(key: string): Uint8Array | ScriptFailure | null {
+    // Segments as dispatch.lua splits them: every ':' splits, a trailing ':' adds nothing.
+    const c1 = key.indexOf(":");
+    const type = key.substring(0, c1);
+    if (type !== "set" && type !== "map" && type !== "quota") return null;
+    const c2 = key.indexOf(":", c1 + 1);
+    if (c2 < 0) return null;
+    const call = this.call;
+    call.key = key;
+    call.type = type;
+    call.method = key.substring(c1 + 1, c2);
+    const objectKey = segmentAt(key, c2 + 1);
+    call.arg = objectKey === undefined ? undefined : segmentAt(key, nextSegment);
+    call.value = call.arg === undefined ? undefined : segmentAt(key, nextSegment);
+    if (objectKey === undefined) return null;
+    call.skey = `\x01${type}$${objectKey}`;
+    call.skey2 = "";
+    this.stored = false;
+    try {
+      return this.store.exclusive(this.run);
+    } catch (e) {
+      // A log this module does not read, an object too large to store, a store that threw:
+      // Lua runs the call again and answers as it always did (its failure, its restart);
+      // unless the change is already stored, which must not happen twice.
+      this.drop(call.skey);
+      if (call.skey2 !== "") this.drop(call.skey2);
+      return this.stored ? new ScriptFailure(e instanceof Error ? e.message : String(e)) : null;
+    }
+  }
+
+  /** The call in progress (one at a time: nothing here waits), as handle parsed it. */
+  private readonly call = {
+    key: "",
+    type: "",
+    method: "",
+    skey: "",
+    /** The second set of a union or intersection, "" when none. */
+    skey2: "",
+    arg: undefined as string | undefined,
+    value: undefined as string | undefined,
+  };
+
+  /** Runs the call in progress, objects lock held. */
+  private readonly run = (): Uint8Array | ScriptFailure | null => {
+    const { key, type, method, skey, arg, value } = this.call;
+    if (type === "quota") return this.quotaMethod(key, skey, method, arg);
+    if (type === "set") return this.setMethod(key, skey, method, arg);
+    // map:put:m:f: (a colon after the field) puts the empty value (map.lua).
+    const putValue = value ?? (key.endsWith(":") ? "" : undefined);
+    return this.mapMethod(key, skey, method, arg, putValue);
+  };
+
+  private setMethod(key: string, skey: string, method: string, element: string | undefined): Uint8Array | ScriptFailure | null {
+    if (method === "getall") return this.listing(key, skey, "keys");
+    if (method === "union" || method === "intersection") return element === undefined ? null : this.combine(key, skey, method, element);
+    if (method !== "count" && (element === undefined || (method !== "put" && method !== "delete" && method !== "exist" && method !== "exists"))) return null;
+    const entry = this.take(skey);
+    if (entry === null) return valueBlock(key, "ERROR_CACHE_MISS");
+    let reply: string;
+    let failure: ScriptFailure | null = null;
+    if (method === "count") reply = String(entry.count);
+    else if (method === "exist" || method === "exists") reply = entry.members.get(element!) !== undefined ? "EXISTS" : "NOT_FOUND";
+    else {
+      reply = "SUCCESS";
+      const has = entry.members.get(element!) !== undefined;
+      if (method === "put" && !has) failure = this.change(skey, entry, element!, 1);
+      else if (method === "delete" && has) failure = this.change(skey, entry, element!, undefined);
+    }
+    if (failure !== null) {
+      this.drop(skey);
+      return failure;
+    }
+    this.keep(skey, entry);
+    return valueBlock(key, reply);
+  }
+
+  private mapMethod(key: string, skey: string, method: string, field: string | undefined, value: string | undefined): Uint8Array | ScriptFailure | null {
+    if (method === "getkeys") return this.listing(key, skey, "keys");
+    if (method === "getvalues") return this.listing(key, skey, "values");
+    if (method === "getall") return this.listing(key, skey, "pairs");
+    if (method !== "count" && (field === undefined || (method !== "put" && method !== "delete" && method !== "get"))) return null;
+    const entry = this.take(skey);
+    if (entry === null) return valueBlock(key, "ERROR_CACHE_MISS");
+    let reply = "SUCCESS";
+    let failure: ScriptFailure | null = null;
+    if (method === "count") reply = String(entry.count);
+    else if (method === "get") {
+      const current = entry.members.get(field!);
+      if (current !== undefined && typeof current !== "string") {
+        this.keep(skey, entry);
+        return null;
+      }
+      reply = current === undefined ? "NOT_FOUND" : `${field} : ${current}`;
+    } else if (method === "put" && entry.members.get(field!) !== value) failure = this.change(skey, entry, field!, value);
+    else if (method === "delete" && entry.members.get(field!) !== undefined) failure = this.change(skey, entry, field!, undefined);
+    if (failure !== null) {
+      this.drop(skey);
+      return failure;
+    }
+    this.keep(skey, entry);
+    return valueBlock(key, reply);
+  }
+
+  /**
+   * A listing as set.lua and map.lua answer it: the keys sorted in byte order (as Lua's sort),
+   * as such, as their values, or as "key : value"; each line followed by CRLF. Left to Lua when a
+   * value it lists is not a string (Lua prints numbers its own way).
+   */
+  private listing(key: string, skey: string, kind: "keys" | "values" | "pairs"): Uint8Array | null {
+    const entry = this.take(skey);
+    if (entry === null) return valueBlock(key, "ERROR_CACHE_MISS");
+    this.keep(skey, entry);
+    const members = entry.members;
+    const keys: string[] = [];
+    for (const [k, v] of members) {
+      if (v === undefined) continue;
+      if (kind !== "keys" && typeof v !== "string") return null;
+      keys.push(k);
+    }
+    keys.sort();
+    if (kind === "keys") return linesBlock(key, keys);
+    return linesBlock(key, keys.map(kind === "values" ? (k) => members.get(k) as string : (k) => `${k} : ${members.get(k)}`));
+  }
+
+  /** set:union and set:intersection (set.lua): both sets must be stored; the result sorted. */
+  private combine(key: string, skey: string, method: "union" | "intersection", otherKey: string): Uint8Array {
+    const skey2 = `\x01set$${otherKey}`;
+    this.call.skey2 = skey2;
+    const a = this.take(skey);
+    if (a !== null) this.keep(skey, a);
+    const b = skey2 === skey ? a : this.take(skey2);
+    if (b !== null && skey2 !== skey) this.keep(skey2, b);
+    if (a === null || b === null) return valueBlock(key, "ERROR_CACHE_MISS");
+    const out: string[] = [];
+    for (const [k, v] of a.members) if (v !== undefined && (method === "union" || b.members.get(k) !== undefined)) out.push(k);
+    if (method === "union") for (const [k, v] of b.members) if (v !== undefined && a.members.get(k) === undefined) out.push(k);
+    return linesBlock(key, out.sort());
+  }
+
+  /**
+   * quota:addandcheck within the current window, by a whole amount (quota.lua). A new window, a
+   * fractional or invalid amount, and reset are left to Lua.
+   */
+  private quotaMethod(key: string, skey: string, method: string, amount: string | undefined): Uint8Array | ScriptFailure | null {
+    if (method !== "addandcheck" || (amount !== undefined && !WHOLE_AMOUNT.test(amount))) return null;
+    const entry = this.take(skey);
+    if (entry === null) return valueBlock(key, "ERROR_CACHE_MISS");
+    const count = entry.members.get("count");
+    const limit = entry.members.get("limit");
+    const expiresAt = entry.members.get("expiresAt");
+    if (typeof count !== "number" || typeof limit !== "number" || typeof expiresAt !== "number" || Math.floor(this.now() / 1000) >= expiresAt) {
+      this.keep(skey, entry);
+      return null;
+    }
+    const n = amount === undefined ? 1 : Number(amount);
+    if (count + n > limit) {
+      this.keep(skey, entry);
+      return valueBlock(key, "QUOTA_EXCEEDED");
+    }
+    const failure = this.change(skey, entry, "count", count + n);
+    if (failure !== null) {
+      this.drop(skey);
+      return failure;
+    }
+    this.keep(skey, entry);
+    return valueBlock(key, "QUOTA_OK");
+  }
+
+  /**
+   * Applies key = value (undefined removes it) and appends it to the object's log, or stores the
+   * object compacted when the log is mostly dead. On failure the entry is dropped (the store
+   * still has the object as it was).
+   */
+  private change(skey: string, entry: Entry, k: string, v: string | number | undefined): ScriptFailure | null {
+    const members = entry.members;
+    const had = members.get(k) !== undefined;
+    members.set(k, v);
+    entry.count += (v !== undefined ? 1 : 0) - (had ? 1 : 0);
+    entry.records++;
+    let state = null;
+    if (entry.records - entry.count <= entry.count + COMPACT_SLACK) {
+      state = this.logs.append(skey, entry.version, entry.length, encodePair(k, v));
+      if (state === 0) return new ScriptFailure("out of memory storing object");
+    }
+    if (state === null) {
+      // Compaction, or the item changed under this call (evicted meanwhile): store it whole.
+      entry.members = live(members);
+      state = this.logs.store(skey, encodeWhole(entry.members));
+      if (state === 0) return new ScriptFailure("out of memory storing object");
+      entry.records = entry.count;
+    }
+    entry.version = state.version;
+    entry.length = state.length;
+    this.stored = true;
+    return null;
+  }
+
+  /**
+   * The entry of the object, up to date with the store, or null when it is missing. The entry
+   * stays in the map while in use (deleting and adding one key again and again slows a
+   * JavaScriptCore Map down), but out of cachedBytes until keep; a call that does not keep it
+   * drops it.
+   */
+  private take(skey: string): Entry | null {
+    let entry = this.cache.get(skey);
+    if (entry !== undefined) this.cachedBytes -= entry.length;
+    const read = this.logs.read(skey, entry?.version ?? -1, entry?.length ?? 0);
+    if (read === null) {
+      if (entry !== undefined) this.cache.delete(skey);
+      return null;
+    }
+    if (read.from === 0) {
+      if (read.bytes[0] !== MAGIC) throw new NotFlat();
+      entry = { version: read.version, length: read.length, members: new Map(), count: 0, records: 0 };
+      decodePairs(read.bytes, 1, entry);
+    } else if (read.length > entry!.length) {
+      decodePairs(read.bytes, 0, entry!);
+      entry!.length = read.length;
+    }
+    return entry!;
+  }
+
+  /** Puts the entry back in the cache; starts over empty when the cache is full, as core.lua's. */
+  private keep(skey: string, entry: Entry): void {
+    const cached = this.cache.get(skey);
+    if (entry.length > this.budgetBytes) {
+      if (cached !== undefined) this.cache.delete(skey);
+      return;
+    }
+    if ((cached === undefined && this.cache.size >= MAX_ENTRIES) || this.cachedBytes + entry.length > this.budgetBytes) {
+      this.cache.clear();
+      this.cachedBytes = 0;
+    }
+    if (this.cache.get(skey) !== entry) this.cache.set(skey, entry);
+    this.cachedBytes += entry.length;
+  }
+
+  /** Forgets a taken entry the call did not keep (its object may differ from the store's). */
+  private drop(skey: string): void {
+    this.cache.delete(skey);
+  }
+}
+
+/** A VALUE block whose value is every line followed by CRLF, built once. */
+function linesBlock(key: string, lines: readonly string[]): Uint8Array {
+  let bytes = 0;
+  for (const line of lines) bytes += line.length + 2;
+  const length = String(bytes);
+  const out = new Uint8Array(6 + key.length + 3 + length.length + 2 + bytes + 2);
+  let at = writeLatin1(out, 0, "VALUE ");
+  at = writeLatin1(out, at, key);
+  at = writeLatin1(out, at, " 0 ");
+  at = writeLatin1(out, at, length);
+  out[at++] = CR;
+  out[at++] = LF;
+  for (const line of lines) {
+    at = writeLatin1(out, at, line);
+    out[at++] = CR;
+    out[at++] = LF;
+  }
+  out[at++] = CR;
+  out[at] = LF;
+  return out;
+}
+
+/** Where the segment segmentAt last read ends: the next one's start. */
+let nextSegment = 0;
+
+/** The segment of key that starts at pos (up to the next ':'), or undefined when pos is past the end. */
+function segmentAt(key: string, pos: number): string | undefined {
+  if (pos >= key.length) return undefined;
+  const colon = key.indexOf(":", pos);
+  if (colon < 0) {
+    nextSegment = key.length;
+    return key.substring(pos);
+  }
+  nextSegment = colon + 1;
+  return key.substring(pos, colon);
+}
+
+/** `VALUE <key> 0 <len>\r\n<value>\r\n`, key and value latin1 strings (one character per byte). */
+function valueBlock(key: string, value: string): Uint8Array {
+  const length = String(value.length);
+  const out = new Uint8Array(6 + key.length + 3 + length.length + 2 + value.length + 2);
+  let at = writeLatin1(out, 0, "VALUE ");
+  at = writeLatin1(out, at, key);
+  at = writeLatin1(out, at, " 0 ");
+  at = writeLatin1(out, at, length);
+  out[at++] = CR;
+  out[at++] = LF;
+  at = writeLatin1(out, at, value);
+  out[at++] = CR;
+  out[at] = LF;
+  return out;
+}
+
+function writeLatin1(out: Uint8Array, at: number, s: string): number {
+  for (let i = 0; i < s.length; i++) out[at + i] = s.charCodeAt(i);
+  return at + s.length;
+}
+
+function writeU32(out: Uint8Array, at: number, n: number): void {
+  out[at] = n & 0xff;
+  out[at + 1] = (n >>> 8) & 0xff;
+  out[at + 2] = (n >>> 16) & 0xff;
+  out[at + 3] = n >>> 24;
+}
+
+function readU32(bytes: Uint8Array, at: number): number {
+  return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
+}
+
+/** Doubles cross through these (little-endian, as marshal.lua's "<d"; the hosts Bun runs on are). */
+const f64 = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64.buffer);
+
+/** Applies the marshal pairs of bytes from pos on to the entry's members, counting them. */
+function decodePairs(bytes: Uint8Array, pos: number, entry: Entry): void {
+  const members = entry.members;
+  while (pos < bytes.length) {
+    if (bytes[pos] !== T_STRING) throw new NotFlat();
+    const keyLen = readU32(bytes, pos + 1);
+    const k = latin1String(bytes, pos + 5, pos + 5 + keyLen);
+    pos += 5 + keyLen;
+    const type = bytes[pos];
+    let v: Value | undefined;
+    if (type === T_STRING) {
+      const len = readU32(bytes, pos + 1);
+      v = latin1String(bytes, pos + 5, pos + 5 + len);
+      pos += 5 + len;
+    } else if (type === T_NUMBER) {
+      f64Bytes.set(bytes.subarray(pos + 1, pos + 9));
+      v = f64[0];
+      pos += 9;
+    } else if (type === T_BOOLEAN) {
+      v = bytes[pos + 1] !== 0;
+      pos += 2;
+    } else if (type === T_NIL) {
+      v = undefined;
+      pos += 1;
+    } else throw new NotFlat();
+    const had = members.get(k) !== undefined;
+    members.set(k, v);
+    entry.count += (v !== undefined ? 1 : 0) - (had ? 1 : 0);
+    entry.records++;
+  }
+  if (pos !== bytes.length) throw new NotFlat();
+}
+
+/** The keys that have a value. */
+function live(members: Map<string, Value | undefined>): Map<string, Value | undefined> {
+  const out = new Map<string, Value | undefined>();
+  for (const [k, v] of members) if (v !== undefined) out.set(k, v);
+  return out;
+}
+
+/** Bytes of one pair (undefined: the nil that removes the key), as marshal.lua writes it. */
+function pairBytes(k: string, v: Value | undefined): number {
+  if (typeof v === "string") return 10 + k.length + v.length;
+  if (typeof v === "number") return 14 + k.length;
+  if (typeof v === "boolean") return 7 + k.length;
+  return 6 + k.length;
+}
+
+function writePair(out: Uint8Array, at: number, k: string, v: Value | undefined): number {
+  out[at] = T_STRING;
+  writeU32(out, at + 1, k.length);
+  at = writeLatin1(out, at + 5, k);
+  if (typeof v === "string") {
+    out[at] = T_STRING;
+    writeU32(out, at + 1, v.length);
+    return writeLatin1(out, at + 5, v);
+  }
+  if (typeof v === "number") {
+    out[at] = T_NUMBER;
+    f64[0] = v;
+    out.set(f64Bytes, at + 1);
+    return at + 9;
+  }
+  if (typeof v === "boolean") {
+    out[at] = T_BOOLEAN;
+    out[at + 1] = v ? 1 : 0;
+    return at + 2;
+  }
+  out[at] = T_NIL;
+  return at + 1;
+}
+
+function encodePair(k: string, v: string | number | undefined): Uint8Array {
+  const out = new Uint8Array(pairBytes(k, v));
+  writePair(out, 0, k, v);
+  return out;
+}
+
+/** The whole object as table.marshal writes a flat table (every value set: see live). */
+function encodeWhole(members: Map<string, Value | undefined>): Uint8Array {
+  let size = 1;
+  for (const [k, v] of members) size += pairBytes(k, v);
+  const out = new Uint8Array(size);
+  out[0] = MAGIC;
+  let at = 1;
+  for (const [k, v] of members) at = writePair(out, at, k, v);
+  return out;
+}
+
