@@ -314,17 +314,24 @@ export class MetaCommands {
     return this.host.forwardMeta(buf, this.key, this.keyOff, this.keyLen, k, dataStart, dataEnd);
   }
 
+  /**
+   * prepare() for the commands without a data block, then the route: Done when an error line was
+   * answered, the forwarding step when another node owns the key, null to serve it here.
+   */
+  private begin(buf: Uint8Array, flagError: Uint8Array | null, kind: ReplyKind): Step | null {
+    const error = this.prepare(buf, 2, flagError);
+    if (error !== null) {
+      this.host.out.put(error);
+      return Step.Done;
+    }
+    return this.forwarded(buf, kind);
+  }
+
   // ---- mg ----
 
   private get(buf: Uint8Array): Step {
-    const out = this.host.out;
-    const error = this.prepare(buf, 2, null);
-    if (error !== null) {
-      out.put(error);
-      return Step.Done;
-    }
-    const forwarded = this.forwarded(buf, ReplyKind.MetaGet);
-    if (forwarded !== null) return forwarded;
+    const begun = this.begin(buf, null, ReplyKind.MetaGet);
+    if (begun !== null) return begun;
     if (this.ctx.virtualKey !== null && hasColon(this.key, this.keyOff, this.keyLen)) {
       const step = this.virtualGet(buf);
       if (step !== null) return step;
@@ -697,14 +704,9 @@ export class MetaCommands {
   // ---- md ----
 
   private remove(buf: Uint8Array): Step {
+    const begun = this.begin(buf, R_INVALID_OR_DUPLICATE, ReplyKind.MetaDelete);
+    if (begun !== null) return begun;
     const out = this.host.out;
-    const error = this.prepare(buf, 2, R_INVALID_OR_DUPLICATE);
-    if (error !== null) {
-      out.put(error);
-      return Step.Done;
-    }
-    const forwarded = this.forwarded(buf, ReplyKind.MetaDelete);
-    if (forwarded !== null) return forwarded;
     const store = this.ctx.store;
     let code: Uint8Array;
     store.lock.lock();

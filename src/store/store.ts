@@ -77,7 +77,7 @@ export interface StoreOptions {
   memoryBytes: number;
   maxItemBytes: number;
   clock?: Clock;
-  /** Default "lru", the exact global LRU. */
+  /** Default "lru", the global LRU (src/store/lru.ts). */
   eviction?: EvictionName;
   /** Attach this store's shared state instead of making a new one (memoryBytes, eviction and clock then come from it). */
   memory?: StoreMemory;
