@@ -9,6 +9,7 @@ import { Continuum, parseServerList } from "../src/cluster/ketama.ts";
 import { type InProcessServer, startServer } from "../src/index.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { freePort } from "./helpers/spawn.ts";
+import { rng } from "./helpers/rng.ts";
 
 const ports = [freePort(), freePort(), freePort()];
 const peers = ports.map((p) => `127.0.0.1:${p}`).join(",");
@@ -24,17 +25,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const s of servers) await s.stop();
 });
-
-/** xorshift32: the same seed gives the same pipeline. */
-function rng(seed: number): () => number {
-  let x = seed || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
 
 interface Request {
   text: string;

@@ -9,6 +9,7 @@ import { Continuum, parseServerList } from "../src/cluster/ketama.ts";
 import { ProtocolError, ReplyKind, replyBodyEnd, type ScanState, scanReply } from "../src/cluster/reply-shape.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { ROOT, freePort, serverCommand, waitForPort } from "./helpers/spawn.ts";
+import { rng } from "./helpers/rng.ts";
 
 const ports = [freePort(), freePort()];
 const peers = ports.map((p) => `127.0.0.1:${p}`).join(",");
@@ -204,17 +205,6 @@ describe("meta commands to an owner that is down", () => {
     c.close();
   });
 });
-
-/** xorshift32: the same seed gives the same pipeline. */
-function rng(seed: number): () => number {
-  let x = seed || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
 
 interface MetaRequest {
   text: string;

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { type InProcessServer, startServer } from "../src/index.ts";
 import type { RawClient } from "./helpers/raw-client.ts";
 import { connectToBothThreads, stat } from "./helpers/threads.ts";
+import { rng } from "./helpers/rng.ts";
 
 const CONNECTIONS = 8;
 const KEYS = 300;
@@ -26,15 +27,6 @@ afterAll(async () => {
   for (const c of clients) c.close();
   await server.stop();
 });
-
-/** A small deterministic generator per connection, so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 /** A value that says which key and write it belongs to, in every byte: `<key>#<n>#` then one letter. */
 function valueFor(key: string, n: number, length: number): string {
