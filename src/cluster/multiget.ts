@@ -14,6 +14,8 @@ export interface MergeSink {
   merged(slot: number, reply: Uint8Array, from: number, to: number): void;
   /** Keys of owners that could not be asked, answered as misses. */
   deadOwnerMisses(keys: number): void;
+  /** The merge has answered and nothing refers to it any more: it may serve the next multiget. */
+  released(merge: MultigetMerge): void;
 }
 
 const LOCAL = -1;
@@ -21,9 +23,11 @@ const LATER = -2;
 
 export class MultigetMerge implements ReplyTarget {
   /** This node's VALUE blocks, in key order: the protocol looks its keys up into it. */
-  readonly localBlocks = new OutputBuffer(1024);
-  /** Each owner's keys (by node index), space-separated, as they are sent. */
+  readonly localBlocks = new OutputBuffer(4096);
+  /** Each owner's keys (by node index), space-separated, as they are sent; empty for an owner not asked this time. */
   readonly keysByOwner: (OutputBuffer | undefined)[] = [];
+  /** A copy of the request line: keys are found in it by offset. */
+  private readonly lineCopy = new OutputBuffer(1024);
   slot = -1;
   /** Per key in client order: its owner (LOCAL/LATER for this node), and where it is (in `line`, in localBlocks, or in later). */
   private readonly owners: number[] = [];
@@ -39,14 +43,36 @@ export class MultigetMerge implements ReplyTarget {
   private error: Uint8Array | null = null;
 
   /**
-   * `line` is a copy of the request line whose keys are added; `assembly` a buffer the merged
-   * reply is built in (reused: it is copied out at once).
+   * `assembly` is a buffer the merged reply is built in (reused: it is copied out at once). A
+   * merge is used again and again (the session keeps the released ones): begin() starts each use.
    */
   constructor(
-    private readonly line: Uint8Array,
     private readonly sink: MergeSink,
     private readonly assembly: OutputBuffer,
   ) {}
+
+  /** The copy begin() made of the request line, from offset 0 (the buffer may be longer). */
+  get line(): Uint8Array {
+    return this.lineCopy.bytes;
+  }
+
+  /** Starts a multiget whose request line is src[from, to), forgetting the previous one. */
+  begin(src: Uint8Array, from: number, to: number): void {
+    this.lineCopy.length = 0;
+    this.lineCopy.putBytes(src, from, to - from);
+    this.localBlocks.length = 0;
+    for (const keys of this.keysByOwner) if (keys !== undefined) keys.length = 0;
+    this.owners.length = 0;
+    this.starts.length = 0;
+    this.ends.length = 0;
+    this.later.length = 0;
+    this.replies.length = 0;
+    this.replyStarts.length = 0;
+    this.replyEnds.length = 0;
+    this.waiting = 0;
+    this.error = null;
+    this.slot = -1;
+  }
 
   /** The next key is this node's; its VALUE block (nothing for a miss) is localBlocks[start, end). */
   addLocal(start: number): void {
@@ -75,10 +101,9 @@ export class MultigetMerge implements ReplyTarget {
     this.starts.push(from);
     this.ends.push(to);
     let keys = this.keysByOwner[owner];
-    if (keys === undefined) {
-      keys = this.keysByOwner[owner] = new OutputBuffer(256);
-      this.waiting++;
-    } else keys.putByte(32);
+    if (keys === undefined) keys = this.keysByOwner[owner] = new OutputBuffer(1024);
+    if (keys.length === 0) this.waiting++;
+    else keys.putByte(32);
     keys.putBytes(this.line, from, to - from);
   }
 
@@ -101,7 +126,13 @@ export class MultigetMerge implements ReplyTarget {
   private partDone(error: Uint8Array | null): void {
     if (error !== null && this.error === null) this.error = error;
     if (--this.waiting > 0) return;
-    if (this.error !== null) return this.sink.merged(this.slot, this.error, 0, this.error.length);
+    if (this.error !== null) this.sink.merged(this.slot, this.error, 0, this.error.length);
+    else this.merge();
+    this.sink.released(this);
+  }
+
+  /** Every part is in: the reply in the client's key order. */
+  private merge(): void {
     const out = this.assembly;
     out.length = 0;
     const local = this.localBlocks.bytes;

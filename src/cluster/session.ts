@@ -24,6 +24,8 @@ export class ForwardingSession implements ReplyTarget, MergeSink {
   private readonly queue: ReplyQueue;
   /** Where merged multigets are built before they take their slot. */
   private readonly assembly = new OutputBuffer(4096);
+  /** Merges that answered, kept for the next multigets (a merge holds several buffers). */
+  private readonly spareMerges: MultigetMerge[] = [];
   /** Forwarded requests not answered yet, noreply ones included. */
   inFlight = 0;
   /** Called when replies came in (the connection may write and parse again). */
@@ -105,19 +107,26 @@ export class ForwardingSession implements ReplyTarget, MergeSink {
     link.sent(ReplyKind.Retrieval, src.slice(keysStart, keysEnd), target, slot);
   }
 
-  /** Starts a multiget across owners; `line` is a copy of its request line. */
-  multiget(line: Uint8Array): MultigetMerge {
-    return new MultigetMerge(line, this, this.assembly);
+  /** Starts a multiget across owners whose request line is src[from, to). */
+  multiget(src: Uint8Array, from: number, to: number): MultigetMerge {
+    const merge = this.spareMerges.pop() ?? new MultigetMerge(this, this.assembly);
+    merge.begin(src, from, to);
+    return merge;
   }
 
-  /** Sends each owner its keys of `merge` as `<prefix> <keys>`, prefix being line[0, prefixEnd). */
-  sendMultiget(merge: MultigetMerge, line: Uint8Array, prefixEnd: number): void {
+  released(merge: MultigetMerge): void {
+    this.spareMerges.push(merge);
+  }
+
+  /** Sends each owner its keys of `merge` as `<prefix> <keys>`, prefix being its line[0, prefixEnd). */
+  sendMultiget(merge: MultigetMerge, prefixEnd: number): void {
+    const line = merge.line;
     merge.slot = this.queue.open();
     this.inFlight++;
     const byOwner = merge.keysByOwner;
     for (let owner = 0; owner < byOwner.length; owner++) {
       const keys = byOwner[owner];
-      if (keys === undefined) continue;
+      if (keys === undefined || keys.length === 0) continue;
       const link = this.router.link(owner);
       if (link === null) {
         merge.failed(owner);

@@ -731,8 +731,7 @@ export class TextProtocol implements MetaHost {
     }
     // The merge keeps a copy of the line: keys are found in it by offset.
     const lineStart = this.lineStart;
-    const line = buf.slice(lineStart, this.lineEnd);
-    const merge = session.multiget(line);
+    const merge = session.multiget(buf, lineStart, this.lineEnd);
     const blocks = merge.localBlocks;
     let i = 0;
     this.firstKey(first);
@@ -758,7 +757,7 @@ export class TextProtocol implements MetaHost {
     } finally {
       this.releaseStore();
     }
-    session.sendMultiget(merge, line, this.ends[first - 1] - lineStart);
+    session.sendMultiget(merge, this.ends[first - 1] - lineStart);
     return this.afterForward();
   }
 
