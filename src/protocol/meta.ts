@@ -433,9 +433,6 @@ export class MetaCommands {
     // Flags act and answer in the order they came (`t T30` shows the TTL before the touch).
     for (let i = 2; i < ntokens; i++) {
       switch (buf[starts[i]]) {
-        case 84: // T
-          store.setExpiry(it, this.newTtl);
-          break;
         case 78: // N
           if (created) {
             store.setExpiry(it, this.vivifyTtl);
@@ -451,14 +448,6 @@ export class MetaCommands {
         case 115: // s
           this.putNumberFlag(115, vlen);
           break;
-        case 116: {
-          // t
-          this.putTtl(store.expiryOf(it));
-          break;
-        }
-        case 99: // c
-          this.putNumberFlag(99, store.casOf(it));
-          break;
         case 102: // f
           this.putNumberFlag(102, store.flagsOf(it));
           break;
@@ -468,12 +457,11 @@ export class MetaCommands {
         case 104: // h
           this.putNumberFlag(104, fetched ? 1 : 0);
           break;
-        case 79: // O
-          this.putToken(buf, i);
-          break;
         case 107: // k
           this.putItemKey(it);
           break;
+        default:
+          this.commonFlag(buf, i, it);
       }
     }
     // Z before X and W, so that no reply carries both W and Z.
@@ -493,6 +481,25 @@ export class MetaCommands {
       out.length += store.copyValueTo(it, out.bytes, out.length);
       out.bytes[out.length++] = 13;
       out.bytes[out.length++] = 10;
+    }
+  }
+
+  /** The flags mg and ma treat alike, flag token i of the request: T acts; t, c and O answer. */
+  private commonFlag(buf: Uint8Array, i: number, it: number): void {
+    const store = this.ctx.store;
+    switch (buf[this.host.starts[i]]) {
+      case 84: // T
+        store.setExpiry(it, this.newTtl);
+        break;
+      case 116: // t
+        this.putTtl(store.expiryOf(it));
+        break;
+      case 99: // c
+        this.putNumberFlag(99, store.casOf(it));
+        break;
+      case 79: // O
+        this.putToken(buf, i);
+        break;
     }
   }
 
@@ -842,26 +849,14 @@ export class MetaCommands {
     } else out.put(R_HD);
     for (let i = 2; i < ntokens; i++) {
       switch (buf[starts[i]]) {
-        case 84: // T
-          store.setExpiry(it, this.newTtl);
-          break;
         case 78: // N
           if (created) store.setExpiry(it, this.vivifyTtl);
-          break;
-        case 116: {
-          // t
-          this.putTtl(store.expiryOf(it));
-          break;
-        }
-        case 99: // c
-          this.putNumberFlag(99, store.casOf(it));
-          break;
-        case 79: // O
-          this.putToken(buf, i);
           break;
         case 107: // k
           this.putKey(buf);
           break;
+        default:
+          this.commonFlag(buf, i, it);
       }
     }
     out.putByte(13);
