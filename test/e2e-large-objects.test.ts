@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RawClient } from "./helpers/raw-client.ts";
 import { type SpawnedServer, spawnCacheismo } from "./helpers/spawn.ts";
+import { rng } from "./helpers/rng.ts";
 
 /** Keys per `get` line (the protocol's lines stop at 2048 bytes) and lines per write. */
 const LINE_BYTES = 1800;
@@ -122,18 +123,6 @@ describe("a set of 100,000 members over TCP", () => {
   }, 120_000);
 });
 
-/** mulberry32: a small seeded PRNG, so that a failing run replays from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe("puts, deletes and evictions under a small -m", () => {
   let server: SpawnedServer;
   const clients: RawClient[] = [];
@@ -151,7 +140,7 @@ describe("puts, deletes and evictions under a small -m", () => {
 
   test("every object read is either the model's or gone, never corrupt", async () => {
     const seed = Number(process.env.SEED ?? Date.now() % 100_000);
-    const random = prng(seed);
+    const random = rng(seed);
     const pick = (n: number) => Math.floor(random() * n);
     /** Object name -> members (sets) or fields (maps); absent when the object is not stored. */
     const sets = new Map<string, Set<string>>();

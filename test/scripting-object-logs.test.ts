@@ -12,6 +12,7 @@ import { createScripting, type Scripting } from "../src/scripting/engine.ts";
 import type { LogRead } from "../src/scripting/store-access.ts";
 import { StoreObjectAccess } from "../src/store/object-access.ts";
 import { Store, StoreMode } from "../src/store/store.ts";
+import { rng } from "./helpers/rng.ts";
 
 const decoder = new TextDecoder();
 const open: Scripting[] = [];
@@ -55,17 +56,6 @@ function value(s: Scripting, key: string): string {
 }
 
 const sortedLines = (members: Iterable<string>): string => [...members].sort().map((m) => `${m}\r\n`).join("");
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("object logs", () => {
   test("a put on a large set reads and writes only the change, also in another engine (thread) on the store", async () => {
@@ -147,7 +137,7 @@ describe("object logs", () => {
 
   test("two engines (threads, one of them all Lua), random puts and deletes, evictions under a small arena: every read matches the model or misses", async () => {
     const seed = Number(process.env.SEED ?? Date.now() % 100_000);
-    const random = prng(seed);
+    const random = rng(seed);
     const pick = (n: number) => Math.floor(random() * n);
     const store = new Store({ memoryBytes: 1024 * 1024, maxItemBytes: 256 * 1024 });
     const states = [(await engine(store)).s, (await engine(store, { "other.lua": "other = {}" })).s];
@@ -200,7 +190,7 @@ describe("object logs", () => {
 describe("native and Lua paths on one object", () => {
   test("set and map methods served without Lua (no user scripts) and in Lua (a user script loaded) keep one object", async () => {
     const seed = Number(process.env.SEED ?? Date.now() % 100_000);
-    const random = prng(seed);
+    const random = rng(seed);
     const pick = (n: number) => Math.floor(random() * n);
     const store = new Store({ memoryBytes: 16 * 1024 * 1024, maxItemBytes: 1024 * 1024 });
     const native = (await engine(store)).s;
@@ -251,7 +241,7 @@ describe("native and Lua paths on one object", () => {
 describe("quota on both paths", () => {
   test("addandcheck counts every amount once whichever path serves it (whole amounts without Lua, fractional ones in Lua)", async () => {
     const seed = Number(process.env.SEED ?? Date.now() % 100_000);
-    const random = prng(seed);
+    const random = rng(seed);
     const store = new Store({ memoryBytes: 16 * 1024 * 1024, maxItemBytes: 1024 * 1024 });
     const native = (await engine(store)).s;
     const lua = (await engine(store, { "other.lua": "other = {}" })).s;
