@@ -8,55 +8,16 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RawClient } from "./helpers/raw-client.ts";
-import { freePort, ROOT, serverCommand, waitForPort } from "./helpers/spawn.ts";
+import { type LoggedServer, ServerProcesses } from "./helpers/server-processes.ts";
+import { freePort, serverCommand } from "./helpers/spawn.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cacheismo-ops-"));
-const running = new Set<Subprocess>();
+const servers = new ServerProcesses();
 
-afterEach(async () => {
-  for (const proc of running) proc.kill("SIGKILL");
-  await Promise.all([...running].map((p) => p.exited));
-  running.clear();
-});
+afterEach(() => servers.killAll());
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Logged {
-  readonly port: number;
-  readonly proc: Subprocess<"ignore", "ignore", "pipe">;
-  /** stderr so far */
-  log(): string;
-  /** Resolves once stderr matches (bounded). */
-  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<void>;
-}
-
-/** Starts cacheismo with stderr collected as it arrives. */
-async function start(args: string[]): Promise<Logged> {
-  const port = freePort();
-  const proc = Bun.spawn([...serverCommand(), "-p", String(port), ...args], { cwd: ROOT, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-  running.add(proc);
-  let text = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
-  })();
-  try {
-    await waitForPort(port);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}; stderr: ${text}`);
-  }
-  return {
-    port,
-    proc,
-    log: () => text,
-    async waitForLog(pattern, timeoutMs = 5000) {
-      const deadline = Date.now() + timeoutMs;
-      while (!pattern.test(text)) {
-        if (Date.now() > deadline) throw new Error(`stderr never matched ${pattern}; it was:\n${text}`);
-        await Bun.sleep(20);
-      }
-    },
-  };
-}
+const start = (args: string[]): Promise<LoggedServer> => servers.start(args);
 
 /** Exit code, or a failure if the process outlives timeoutMs. */
 async function exitWithin(proc: Subprocess, timeoutMs: number): Promise<number> {
@@ -82,8 +43,7 @@ function writeConfig(name: string, text: string): string {
 }
 
 async function runToExit(args: string[]): Promise<{ code: number; err: string }> {
-  const proc = Bun.spawn([...serverCommand(), ...args], { cwd: ROOT, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-  running.add(proc);
+  const proc = servers.spawn([...serverCommand(), ...args]);
   const [err, code] = await Promise.all([new Response(proc.stderr).text(), exitWithin(proc, 10000)]);
   return { code, err };
 }

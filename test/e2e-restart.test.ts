@@ -3,67 +3,21 @@
  * executable): what a graceful stop writes comes back at the next start, exactly, or nothing does.
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import type { Subprocess } from "bun";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RawClient } from "./helpers/raw-client.ts";
-import { freePort, ROOT, serverCommand, waitForPort } from "./helpers/spawn.ts";
+import type { RawClient } from "./helpers/raw-client.ts";
+import { type LoggedServer, ServerProcesses } from "./helpers/server-processes.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cacheismo-restart-"));
-const running = new Set<Subprocess>();
+const servers = new ServerProcesses();
 
-afterEach(async () => {
-  for (const proc of running) proc.kill("SIGKILL");
-  await Promise.all([...running].map((p) => p.exited));
-  running.clear();
-});
+afterEach(() => servers.killAll());
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Server {
-  readonly port: number;
-  client(): Promise<RawClient>;
-  /** stderr so far */
-  log(): string;
-  /** SIGTERM; resolves with the exit code. */
-  stop(): Promise<number>;
-  readonly exited: Promise<number>;
-}
-
-async function start(file: string, args: string[] = []): Promise<Server> {
-  const port = freePort();
-  const proc = Bun.spawn([...serverCommand(), "-p", String(port), "-v", "--memory-file", file, ...args], {
-    cwd: ROOT,
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "pipe",
-  });
-  running.add(proc);
-  let text = "";
-  const reading = (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
-  })();
-  const exited = proc.exited.then(async (code) => {
-    await reading;
-    running.delete(proc);
-    return code;
-  });
-  try {
-    await waitForPort(port);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}; stderr: ${text}`);
-  }
-  return {
-    port,
-    client: () => RawClient.connect(port),
-    log: () => text,
-    stop() {
-      proc.kill("SIGTERM");
-      return exited;
-    },
-    exited,
-  };
+/** cacheismo with `-v --memory-file file` and `args`. */
+function start(file: string, args: string[] = []): Promise<LoggedServer> {
+  return servers.start(["-v", "--memory-file", file, ...args]);
 }
 
 /** Deterministic values over every byte but 'E' (so no value holds "END\r\n"). */
