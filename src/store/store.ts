@@ -136,34 +136,23 @@ export function createStoreMemory(memoryBytes: number, eviction: EvictionName = 
   };
 }
 
-/** The store's counters, read from and written to the shared cells. */
+/** The store's counters (`counters.evictions++`) and their cells; expiredUnfetched: expired items freed that no read ever hit. */
+const COUNTER_CELLS = { evictions: N_EVICTIONS, reclaimed: N_RECLAIMED, totalItems: N_TOTAL_ITEMS, expiredUnfetched: N_EXPIRED_UNFETCHED } as const;
+
+/** The store's counters, read from and written to the shared cells (as stats.ts's Counters). */
+export interface StoreCounters extends Record<keyof typeof COUNTER_CELLS, number> {}
 export class StoreCounters {
-  constructor(private readonly cells: Float64Array) {}
-  get evictions(): number {
-    return this.cells[N_EVICTIONS];
-  }
-  set evictions(n: number) {
-    this.cells[N_EVICTIONS] = n;
-  }
-  get reclaimed(): number {
-    return this.cells[N_RECLAIMED];
-  }
-  set reclaimed(n: number) {
-    this.cells[N_RECLAIMED] = n;
-  }
-  get totalItems(): number {
-    return this.cells[N_TOTAL_ITEMS];
-  }
-  set totalItems(n: number) {
-    this.cells[N_TOTAL_ITEMS] = n;
-  }
-  /** Expired items freed that no read ever hit. */
-  get expiredUnfetched(): number {
-    return this.cells[N_EXPIRED_UNFETCHED];
-  }
-  set expiredUnfetched(n: number) {
-    this.cells[N_EXPIRED_UNFETCHED] = n;
-  }
+  constructor(readonly cells: Float64Array) {}
+}
+for (const [name, cell] of Object.entries(COUNTER_CELLS)) {
+  Object.defineProperty(StoreCounters.prototype, name, {
+    get(this: StoreCounters) {
+      return this.cells[cell];
+    },
+    set(this: StoreCounters, value: number) {
+      this.cells[cell] = value;
+    },
+  });
 }
 
 const U64_WRAP = 18446744073709551616n;
