@@ -190,15 +190,35 @@ end
 -- other servers (cmd.atomic > 0 makes getFromServer/getInParallel raise an
 -- error). A handler that needs remote data fetches it first, then updates.
 
--- fn(obj, ...) computes the reply; changes to obj are not stored.
-local function executeReadOnly(cmd, key, typeName, objectKey, fn, ...)
+-- The object's storage key and its decoded entry; the entry is nil when no
+-- such object is stored (answer missing(cmd, key)).
+local function takeObject(typeName, objectKey)
   needArgument(objectKey, "object key")
-  local entry = takeDecoded(storageKey(typeName, objectKey))
-  if entry == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
+  local skey = storageKey(typeName, objectKey)
+  return skey, takeDecoded(skey)
+end
+
+local function missing(cmd, key)
+  return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS")
+end
+
+local function restoreAtomic(cmd, atomic, ...)
+  cmd.atomic = atomic
+  return ...
+end
+
+-- fn(...) with cmd.atomic raised (see above); returns what fn returns.
+local function atomically(cmd, fn, ...)
   local atomic = cmd.atomic
   cmd.atomic = atomic + 1
-  local result = fn(entry.obj, ...)
-  cmd.atomic = atomic
+  return restoreAtomic(cmd, atomic, fn(...))
+end
+
+-- fn(obj, ...) computes the reply; changes to obj are not stored.
+local function executeReadOnly(cmd, key, typeName, objectKey, fn, ...)
+  local _, entry = takeObject(typeName, objectKey)
+  if entry == nil then return missing(cmd, key) end
+  local result = atomically(cmd, fn, entry.obj, ...)
   return writeStringAsValue(cmd, key, result)
 end
 
@@ -206,14 +226,9 @@ end
 -- return false after the reply to say it changed nothing, which skips
 -- storing. The object stays cached for the next call, so fn must not keep it.
 local function executeReadWrite(cmd, key, typeName, objectKey, fn, ...)
-  needArgument(objectKey, "object key")
-  local skey = storageKey(typeName, objectKey)
-  local entry = takeDecoded(skey)
-  if entry == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
-  local atomic = cmd.atomic
-  cmd.atomic = atomic + 1
-  local result, changed = fn(entry.obj, ...)
-  cmd.atomic = atomic
+  local skey, entry = takeObject(typeName, objectKey)
+  if entry == nil then return missing(cmd, key) end
+  local result, changed = atomically(cmd, fn, entry.obj, ...)
   if changed ~= false then
     entry.count = countKeys(entry.obj)
     storeWhole(skey, entry, false)
@@ -235,24 +250,16 @@ end
 -- fn may change a nested table in place if it returns its field. The object
 -- stays cached for the next call, so fn must not keep it.
 local function executeUpdate(cmd, key, typeName, objectKey, fn, ...)
-  needArgument(objectKey, "object key")
-  local skey = storageKey(typeName, objectKey)
-  local entry = takeDecoded(skey)
-  if entry == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
-  local atomic = cmd.atomic
-  cmd.atomic = atomic + 1
-  local reply = finishUpdate(cmd, key, skey, entry, fn(entry.obj, ...))
-  cmd.atomic = atomic
-  return reply
+  local skey, entry = takeObject(typeName, objectKey)
+  if entry == nil then return missing(cmd, key) end
+  return finishUpdate(cmd, key, skey, entry, atomically(cmd, fn, entry.obj, ...))
 end
 
 -- The number of top-level keys of the object (the members of a set, the
 -- fields of a map), kept up to date without walking it.
 local function executeCount(cmd, key, typeName, objectKey)
-  needArgument(objectKey, "object key")
-  local skey = storageKey(typeName, objectKey)
-  local entry = takeDecoded(skey)
-  if entry == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
+  local skey, entry = takeObject(typeName, objectKey)
+  if entry == nil then return missing(cmd, key) end
   cacheDecoded(skey, entry)
   return writeStringAsValue(cmd, key, entry.count)
 end
@@ -261,10 +268,7 @@ end
 -- object alone (NOT_CREATED).
 local function executeNew(cmd, key, typeName, objectKey, fn, ...)
   needArgument(objectKey, "object key")
-  local atomic = cmd.atomic
-  cmd.atomic = atomic + 1
-  local obj = fn(...)
-  cmd.atomic = atomic
+  local obj = atomically(cmd, fn, ...)
   if type(obj) ~= "table" then return writeStringAsValue(cmd, key, "NOT_CREATED") end
   storeObject(typeName, objectKey, obj)
   return writeStringAsValue(cmd, key, "CREATED")
@@ -274,10 +278,8 @@ end
 -- the same as executeReadOnly and loadObject, but the decoded object stays
 -- cached and is shared with later calls.
 function host.executeShared(cmd, key, typeName, objectKey, fn, ...)
-  needArgument(objectKey, "object key")
-  local skey = storageKey(typeName, objectKey)
-  local entry = takeDecoded(skey)
-  if entry == nil then return writeStringAsValue(cmd, key, "ERROR_CACHE_MISS") end
+  local skey, entry = takeObject(typeName, objectKey)
+  if entry == nil then return missing(cmd, key) end
   local result = fn(entry.obj, ...)
   cacheDecoded(skey, entry)
   return writeStringAsValue(cmd, key, result)
