@@ -55,17 +55,20 @@ local function encodeValue(v, out, n, seen)
   return n
 end
 
-encodePairs = function(t, out, n, seen)
-  for k, v in next, t do
-    local formats = PAIR_FORMAT[type(k)]
-    local format = formats and formats[type(v)]
-    if format then
-      n = n + 1
-      out[n] = spack(format, CODE[type(k)], k, CODE[type(v)], v)
-    else
-      n = encodeValue(v, out, encodeValue(k, out, n, seen), seen)
-    end
+-- One key and its value into out[n + 1 ...]; returns the new n.
+local function encodePair(k, v, out, n, seen)
+  local formats = PAIR_FORMAT[type(k)]
+  local format = formats and formats[type(v)]
+  if format then
+    n = n + 1
+    out[n] = spack(format, CODE[type(k)], k, CODE[type(v)], v)
+    return n
   end
+  return encodeValue(v, out, encodeValue(k, out, n, seen), seen)
+end
+
+encodePairs = function(t, out, n, seen)
+  for k, v in next, t do n = encodePair(k, v, out, n, seen) end
   return n
 end
 
@@ -190,14 +193,7 @@ function host.encodeChanges(t, ...)
       n = encodeValue(k, out, n, seen) + 1
       out[n] = "\0"
     else
-      local formats = PAIR_FORMAT[type(k)]
-      local format = formats and formats[type(v)]
-      if format then
-        n = n + 1
-        out[n] = spack(format, CODE[type(k)], k, CODE[type(v)], v)
-      else
-        n = encodeValue(v, out, encodeValue(k, out, n, seen), seen)
-      end
+      n = encodePair(k, v, out, n, seen)
     end
   end
   if seen.refs then return nil end
