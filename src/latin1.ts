@@ -11,6 +11,12 @@ export function latin1String(bytes: Uint8Array, from = 0, to = bytes.length): st
 /** One byte per character; characters above U+00FF never come from latin1String. */
 export function latin1Bytes(text: string): Uint8Array {
   const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  writeLatin1(bytes, 0, text);
   return bytes;
+}
+
+/** Writes text one byte per character into out at `at`; returns where it ends. */
+export function writeLatin1(out: Uint8Array, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) out[at + i] = text.charCodeAt(i);
+  return at + text.length;
 }

@@ -13,7 +13,7 @@
  * missing argument, a value that is not a string, a nested table, an exception) is left to Lua
  * too, which runs the call from the start.
  */
-import { latin1String } from "../latin1.ts";
+import { latin1String, writeLatin1 } from "../latin1.ts";
 import type { ObjectLogs } from "./object-logs.ts";
 import { ScriptFailure } from "./script-runtime.ts";
 import type { ObjectStoreAccess } from "./store-access.ts";
@@ -314,21 +314,13 @@ export class NativeObjects {
 function linesBlock(key: string, lines: readonly string[]): Uint8Array {
   let bytes = 0;
   for (const line of lines) bytes += line.length + 2;
-  const length = String(bytes);
-  const out = new Uint8Array(6 + key.length + 3 + length.length + 2 + bytes + 2);
-  let at = writeLatin1(out, 0, "VALUE ");
-  at = writeLatin1(out, at, key);
-  at = writeLatin1(out, at, " 0 ");
-  at = writeLatin1(out, at, length);
-  out[at++] = CR;
-  out[at++] = LF;
+  const out = blockFor(key, bytes);
+  let at = out.length - bytes - 2;
   for (const line of lines) {
     at = writeLatin1(out, at, line);
     out[at++] = CR;
     out[at++] = LF;
   }
-  out[at++] = CR;
-  out[at] = LF;
   return out;
 }
 
@@ -349,23 +341,24 @@ function segmentAt(key: string, pos: number): string | undefined {
 
 /** `VALUE <key> 0 <len>\r\n<value>\r\n`, key and value latin1 strings (one character per byte). */
 function valueBlock(key: string, value: string): Uint8Array {
-  const length = String(value.length);
-  const out = new Uint8Array(6 + key.length + 3 + length.length + 2 + value.length + 2);
+  const out = blockFor(key, value.length);
+  writeLatin1(out, out.length - value.length - 2, value);
+  return out;
+}
+
+/** A VALUE block with room for `bytes` bytes of value: its header line and final CRLF written, the value left to fill. */
+function blockFor(key: string, bytes: number): Uint8Array {
+  const length = String(bytes);
+  const out = new Uint8Array(6 + key.length + 3 + length.length + 2 + bytes + 2);
   let at = writeLatin1(out, 0, "VALUE ");
   at = writeLatin1(out, at, key);
   at = writeLatin1(out, at, " 0 ");
   at = writeLatin1(out, at, length);
   out[at++] = CR;
-  out[at++] = LF;
-  at = writeLatin1(out, at, value);
-  out[at++] = CR;
   out[at] = LF;
+  out[out.length - 2] = CR;
+  out[out.length - 1] = LF;
   return out;
-}
-
-function writeLatin1(out: Uint8Array, at: number, s: string): number {
-  for (let i = 0; i < s.length; i++) out[at + i] = s.charCodeAt(i);
-  return at + s.length;
 }
 
 function writeU32(out: Uint8Array, at: number, n: number): void {
