@@ -10,7 +10,7 @@ import { parseServerList } from "../cluster/ketama.ts";
 import { type Rings, serverLabel } from "./consistent.ts";
 import { type LuaVm, TIMEOUT_MESSAGE } from "./lua-vm.ts";
 import { objectLogs } from "./object-logs.ts";
-import type { ObjectStoreAccess } from "./store-access.ts";
+import type { LogState, ObjectStoreAccess } from "./store-access.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -43,6 +43,16 @@ export interface ClusterInfo {
 export function pushHostTable(vm: LuaVm, deps: HostDependencies): void {
   const { store, rings } = deps;
   const logs = objectLogs(store);
+  /** A log's version and length for Lua, or false when it could not be stored (no memory). */
+  const pushLogState = (L: number, state: LogState | 0): number => {
+    if (state === 0) {
+      vm.pushBoolean(L, false);
+      return 1;
+    }
+    vm.pushNumber(L, state.version);
+    vm.pushNumber(L, state.length);
+    return 2;
+  };
   vm.pushTable(
     vm.L,
     {
@@ -94,26 +104,10 @@ export function pushHostTable(vm: LuaVm, deps: HostDependencies): void {
       // (the object is not at version/length)
       appendLog: (L) => {
         const state = logs.append(vm.checkLatin1(L, 1), vm.checkNumber(L, 2), vm.checkNumber(L, 3), vm.checkBytes(L, 4));
-        if (state === null) return 0;
-        if (state === 0) {
-          vm.pushBoolean(L, false);
-          return 1;
-        }
-        vm.pushNumber(L, state.version);
-        vm.pushNumber(L, state.length);
-        return 2;
+        return state === null ? 0 : pushLogState(L, state);
       },
       // storeLog(key, bytes) -> version, length | false (no memory): flags 0, never expiring, room to append
-      storeLog: (L) => {
-        const state = logs.store(vm.checkLatin1(L, 1), vm.checkBytes(L, 2));
-        if (state === 0) {
-          vm.pushBoolean(L, false);
-          return 1;
-        }
-        vm.pushNumber(L, state.version);
-        vm.pushNumber(L, state.length);
-        return 2;
-      },
+      storeLog: (L) => pushLogState(L, logs.store(vm.checkLatin1(L, 1), vm.checkBytes(L, 2))),
       delete: (L) => {
         vm.pushBoolean(L, store.delete(vm.checkLatin1(L, 1)));
         return 1;
