@@ -61,17 +61,24 @@ for (const [i, name] of COUNTER_NAMES.entries()) {
 const CURR_CONNECTIONS = COUNTER_NAMES.indexOf("curr_connections");
 
 /** Every thread's counters, one row each, in one SharedArrayBuffer. */
+/**
+ * Rows start on their own 128-byte lines (two cache lines, as the adjacent-line prefetcher pairs
+ * them): unpadded, one thread's bytes_read/bytes_written shared a line with the next thread's
+ * cmd_get/get_hits, and every request of either thread moved that line between cores.
+ */
+const ROW_STRIDE_BYTES = Math.ceil((COUNTER_NAMES.length * 8) / 128) * 128;
+
 export class CounterTable {
   readonly rows: Counters[];
 
   constructor(readonly buffer: SharedArrayBuffer) {
-    const width = COUNTER_NAMES.length;
-    const count = buffer.byteLength / (width * 8);
-    this.rows = Array.from({ length: count }, (_, r) => new Counters(new Float64Array(buffer, r * width * 8, width)));
+    // A buffer of one Counters (no padding) holds one row.
+    const count = Math.ceil(buffer.byteLength / ROW_STRIDE_BYTES);
+    this.rows = Array.from({ length: count }, (_, r) => new Counters(new Float64Array(buffer, r * ROW_STRIDE_BYTES, COUNTER_NAMES.length)));
   }
 
   static create(threads: number): CounterTable {
-    return new CounterTable(new SharedArrayBuffer(threads * COUNTER_NAMES.length * 8));
+    return new CounterTable(new SharedArrayBuffer(threads * ROW_STRIDE_BYTES));
   }
 
   /** Each counter summed over the threads. */

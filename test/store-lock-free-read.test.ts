@@ -64,6 +64,56 @@ describe("Store.peek", () => {
     expect(peek(store, "old")).not.toBe(PEEK_NEEDS_LOCK);
   });
 
+  test("a peek that found an item needing a bump hands it to the lock holder only if no holder ran since", () => {
+    const store = makeStore();
+    set(store, "k", "v");
+    // Quiet: the item the peek found is bumped under the lock without a second lookup.
+    let token = store.lock.readBegin();
+    expect(peek(store, "k")).toBe(PEEK_NEEDS_LOCK); // never fetched yet
+    const found = store.peekedForBump;
+    expect(found).not.toBe(0);
+    store.lock.lock();
+    expect(store.lock.unchangedSince(token)).toBe(true);
+    expect(store.bumpPeeked(found)).toBe(true);
+    store.lock.unlock();
+    expect(store.wasFetched(found)).toBe(true);
+    expect(peek(store, "k")).toBe(found); // fetched and at the LRU head: lock-free from now on
+
+    // Another holder deleted the key between the peek and the lock: the handoff is refused.
+    for (let i = 0; i < 100; i++) set(store, `new${i}`, "y");
+    token = store.lock.readBegin();
+    expect(peek(store, "k")).toBe(PEEK_NEEDS_LOCK); // far from the head now
+    expect(store.peekedForBump).toBe(found);
+    store.lock.hold(() => store.delete(enc.encode("k"), 0, 1));
+    store.lock.lock();
+    expect(store.lock.unchangedSince(token)).toBe(false);
+    expect(get(store, "k")).toBe(0);
+    store.lock.unlock();
+    store.checkInvariants();
+  });
+
+  test("a peeked item that expired before the lock was taken is not bumped: the full get reclaims it", () => {
+    const store = makeStore();
+    const k = enc.encode("soon");
+    store.store(StoreMode.Set, k, 0, k.length, 0, 10, enc.encode("v"), 0, 1, 0);
+    expect(peek(store, "soon")).toBe(PEEK_NEEDS_LOCK);
+    const found = store.peekedForBump;
+    store.clock.now += 11;
+    expect(store.bumpPeeked(found)).toBe(false);
+    expect(get(store, "soon")).toBe(0);
+    store.checkInvariants();
+  });
+
+  test("a peek that cannot serve the item for another reason (expired, spread over extents) hands nothing over", () => {
+    const store = makeStore();
+    const k = enc.encode("soon");
+    store.store(StoreMode.Set, k, 0, k.length, 0, 10, enc.encode("v"), 0, 1, 0);
+    get(store, "soon");
+    store.clock.now += 11;
+    expect(peek(store, "soon")).toBe(PEEK_NEEDS_LOCK);
+    expect(store.peekedForBump).toBe(0);
+  });
+
   test("expired items are left to the locked path, which reclaims them", () => {
     const store = makeStore();
     const k = enc.encode("soon");

@@ -148,6 +148,9 @@ export class TextProtocol implements MetaHost {
    * (lookupInto takes it, releaseStore gives it back): one lock hold per request, not per key.
    */
   private storeHeld = false;
+  /** A failed peek's find left for the locked read (Store.peekedForBump), and its readBegin token. */
+  private peekedForBump = 0;
+  private peekToken = 0;
   /** With --cluster: the owner of each key of the retrieval being handled, in order. */
   private keyOwners = new Int32Array(32);
   private lineStart = 0;
@@ -683,7 +686,16 @@ export class TextProtocol implements MetaHost {
       store.lock.lock();
       this.storeHeld = true;
     }
-    const it = touch ? store.getAndTouch(buf, k, klen, exptime) : store.get(buf, k, klen);
+    // A peek that found the item and only had to leave its bump to a holder needs no second
+    // lookup when no holder has run since it began.
+    const peeked = this.peekedForBump;
+    this.peekedForBump = 0;
+    const it =
+      peeked !== 0 && !touch && store.lock.unchangedSince(this.peekToken) && store.bumpPeeked(peeked)
+        ? peeked
+        : touch
+          ? store.getAndTouch(buf, k, klen, exptime)
+          : store.get(buf, k, klen);
     if (it !== 0) this.writeValue(target, buf, k, klen, it, withCas);
     if (it === 0) {
       counters.get_misses++;
@@ -708,6 +720,8 @@ export class TextProtocol implements MetaHost {
       const it = store.peek(buf, k, klen);
       if (it > 0) this.writeValue(target, buf, k, klen, it, withCas);
       if (it !== PEEK_NEEDS_LOCK && store.lock.readValid(token)) return it === 0 ? 0 : 1;
+      this.peekedForBump = store.peekedForBump;
+      this.peekToken = token;
     } catch {
       // A read that raced a writer may follow a half-written link anywhere; the locked read decides.
     }

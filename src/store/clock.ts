@@ -9,8 +9,11 @@ export class Clock {
   private readonly seconds: Float64Array;
   private timer: ReturnType<typeof setInterval> | undefined;
 
-  /** Attaches to `cell` (8 bytes) or to a new one set to now. */
-  constructor(readonly cell = new SharedArrayBuffer(8)) {
+  /**
+   * Attaches to `cell` (8 bytes) or to a new one set to now. A new cell is padded to two cache
+   * lines: every lookup reads it, and a cell written often beside it would make each read a miss.
+   */
+  constructor(readonly cell = new SharedArrayBuffer(128)) {
     this.seconds = new Float64Array(cell);
     if (this.seconds[0] === 0) this.tick();
   }

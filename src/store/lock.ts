@@ -18,7 +18,8 @@ const RELEASES = 2;
 export class SharedLock {
   private readonly cell: Int32Array;
 
-  static readonly BYTES = 12;
+  /** The three cells padded to two cache lines, so that no other shared cell lands beside them. */
+  static readonly BYTES = 128;
 
   constructor(readonly buffer = new SharedArrayBuffer(SharedLock.BYTES)) {
     this.cell = new Int32Array(buffer);
@@ -54,6 +55,14 @@ export class SharedLock {
   /** Whether nothing held the lock since readBegin gave `token`: what was read is consistent. */
   readValid(token: number): boolean {
     return Atomics.load(this.cell, STATE) === 0 && Atomics.load(this.cell, RELEASES) === token;
+  }
+
+  /**
+   * For a holder: whether no holder released the lock since readBegin gave `token`, so that what
+   * was read since then is still as it was (taking the lock does not count as a release).
+   */
+  unchangedSince(token: number): boolean {
+    return Atomics.load(this.cell, RELEASES) === token;
   }
 
   /** Runs fn holding the lock. */

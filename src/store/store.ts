@@ -177,6 +177,8 @@ export class Store {
   readonly crawler: ExpiryCrawler;
   /** The item allocateReplacing holds out of the policy (0: none): no crawler slice may free it. */
   private heldOut = 0;
+  /** The item the last peek found but left for a lock holder to bump (bumpPeeked), else 0. */
+  peekedForBump = 0;
   /** Result of the last incr/decr: the new value's digits live in lastDelta. */
   lastDelta = 0n;
 
@@ -249,6 +251,7 @@ export class Store {
    * word may be half-written, so every loop and length here is bounded before it is trusted.
    */
   peek(key: Uint8Array, off: number, len: number): number {
+    this.peekedForBump = 0;
     const hash = hashKey(key, off, len);
     const word = keyWord(len, Namespace.Client);
     const arena = this.arena;
@@ -262,19 +265,33 @@ export class Store {
       const valueLen = arena.getWord(it, F_VALUE_LEN);
       const now = this.clock.now;
       if (
-        (keyWordOf & FETCHED) === 0 ||
         (exptime !== 0 && exptime <= now) ||
-        now - arena.getWord(it, F_ATIME) >= ATIME_UPDATE_SECONDS ||
         arena.getWord(it, F_MORE) !== 0 ||
         valueLen > this.maxItemBytes ||
-        HEADER_BYTES + len + valueLen > arena.getWord(it, F_UNITS) * UNIT_BYTES ||
-        !this.policy.recentlyUsed(it)
+        HEADER_BYTES + len + valueLen > arena.getWord(it, F_UNITS) * UNIT_BYTES
       ) {
+        return PEEK_NEEDS_LOCK;
+      }
+      if ((keyWordOf & FETCHED) === 0 || now - arena.getWord(it, F_ATIME) >= ATIME_UPDATE_SECONDS || !this.policy.recentlyUsed(it)) {
+        this.peekedForBump = it;
         return PEEK_NEEDS_LOCK;
       }
       return it;
     }
     return 0;
+  }
+
+  /**
+   * The rest of a get whose peek found the item but had to leave its bump to a lock holder
+   * (peekedForBump): for a caller that took the lock with no release since its readBegin, so the
+   * item is still the key's item (SharedLock.unchangedSince). Spares the second lookup. False,
+   * nothing done, when it has expired since (the clock moved): then a full get frees it.
+   */
+  bumpPeeked(it: number): boolean {
+    const exptime = this.arena.getWord(it, F_EXPTIME);
+    if (exptime !== 0 && exptime <= this.clock.now) return false;
+    this.bump(it);
+    return true;
   }
 
   /**

@@ -12,7 +12,8 @@ import { F_HASH, F_HASH_NEXT } from "./item.ts";
 
 const INITIAL_BUCKETS = 1 << 16;
 const META_MASK = 0;
-const META_COUNT = 1;
+/** 128 bytes from the mask: a lock-free read reads the mask, every insert and removal writes the count. */
+const META_COUNT = 32;
 
 /** The index's shared state: what another thread needs to attach the same table. */
 export interface TableMemory {
@@ -26,7 +27,7 @@ export function createTableMemory(totalUnits: number): TableMemory {
   let most = INITIAL_BUCKETS;
   while (most * 1.5 < mostItems(totalUnits) && most * 8 <= MAX_GROWABLE_BYTES) most *= 2;
   const buckets = new SharedArrayBuffer(INITIAL_BUCKETS * 4, { maxByteLength: most * 4 });
-  const meta = new SharedArrayBuffer(8);
+  const meta = new SharedArrayBuffer((META_COUNT + 1) * 4);
   new Uint32Array(meta)[META_MASK] = INITIAL_BUCKETS - 1;
   return { buckets, meta };
 }
