@@ -2,9 +2,13 @@
 //
 //   bun run bench/throughput.ts [--seconds N] [--rounds N] [--threads N] [--only <text>] [--target "<command with {port}>"]
 //
-// --threads N (default 1): memcached -t N, cacheismo -t N and N memcaslap threads, unpinned.
+// --threads N (default 1): memcached -t N, cacheismo -t N and N memcaslap threads, unpinned; the
+// 32 B and multiget rows then use 64 connections (the multi-core issue's `memcaslap -T 2 -c 64`),
+// so that the kernel's reusePort split of connections between threads evens out.
 // With -t 1 the write-heavy rows pin the server to core 0 and memcaslap to core 1.
 // --only <text>: just the workloads whose name contains <text>.
+// --floor: also runs bench/lib/floor-server.ts (a Bun server that frames requests and answers
+// without a store) under the same load: what Bun itself costs, beside what cacheismo adds.
 //
 // Per workload and round, each server (memcached, then the target; reversed on even
 // rounds) is started fresh, driven by memcaslap for --seconds, and stopped. The table
@@ -23,6 +27,7 @@ const MEMORY_MB: number = 64;
 const STARTUP_TIMEOUT_MS: number = 15_000;
 const MIN_HIT_RATIO: number = 0.99;
 const REPO_ROOT: string = resolve(import.meta.dir, "..");
+const FLOOR: string = "bun floor";
 
 interface Workload extends MemaslapLoad {
   name: string;
@@ -30,17 +35,21 @@ interface Workload extends MemaslapLoad {
   pinned?: boolean;
   /** Whether every get should hit (false where eviction is the point). */
   expectHits: boolean;
+  /** Connections with --threads above 1, where different from `connections`. */
+  threadedConnections?: number;
 }
 
 const BASE = { keyBytes: 32, setRatio: 0.1, expectHits: true } as const;
+/** Connections of the 32 B and multiget rows with more than one thread. */
+const THREADED_CONNECTIONS = 64;
 /** Sessions, write-through caches: 90 % sets of 64-byte keys, 32 connections; -m 64 evicts. */
 const WRITE_HEAVY = { keyBytes: 64, setRatio: 0.9, keysPerGet: 1, connections: 32, pinned: true, expectHits: false } as const;
 const WORKLOADS: Workload[] = [
-  { ...BASE, name: "get:set 9:1, 32 B values", valueBytes: 32, keysPerGet: 1, connections: 16 },
+  { ...BASE, name: "get:set 9:1, 32 B values", valueBytes: 32, keysPerGet: 1, connections: 16, threadedConnections: THREADED_CONNECTIONS },
   // 6 connections x 1k-key windows x ~4.2 KB ≈ 26 MB live. memcached -m 64 holds ~14.7k such
   // items; with 8 connections memcached itself already misses live keys and fails some stores.
   { ...BASE, name: "get:set 9:1, 4 KB values", valueBytes: 4096, keysPerGet: 1, connections: 6 },
-  { ...BASE, name: "16-key multiget (9:1, 32 B; ops = keys)", valueBytes: 32, keysPerGet: 16, connections: 16 },
+  { ...BASE, name: "16-key multiget (9:1, 32 B; ops = keys)", valueBytes: 32, keysPerGet: 16, connections: 16, threadedConnections: THREADED_CONNECTIONS },
   { ...WRITE_HEAVY, name: "write-heavy set:get 9:1, 1 KB values", valueBytes: 1024 },
   { ...WRITE_HEAVY, name: "write-heavy set:get 9:1, 4 KB values", valueBytes: 4096 },
 ];
@@ -63,6 +72,8 @@ interface Run {
   serverHitRatio: number | undefined;
   /** The server's VmHWM at the end of the run. */
   peakRssBytes: number | undefined;
+  /** The server's CPU time (user, system; all its threads) per operation, in µs. */
+  cpuPerOp: { user: number; system: number } | undefined;
   expectHits: boolean;
 }
 
@@ -72,7 +83,7 @@ function clientHitRatio(r: MemaslapResult): number | undefined {
 
 const percent = (ratio: number | undefined): string => (ratio === undefined ? "n/a" : `${(ratio * 100).toFixed(2)}%`);
 
-function parseOptions(): { seconds: number; rounds: number; threads: number; target: string; only: string } {
+function parseOptions(): { seconds: number; rounds: number; threads: number; target: string; only: string; floor: boolean } {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
     options: {
@@ -80,6 +91,7 @@ function parseOptions(): { seconds: number; rounds: number; threads: number; tar
       rounds: { type: "string", default: "2" },
       threads: { type: "string", default: "1" },
       only: { type: "string", default: "" },
+      floor: { type: "boolean", default: false },
       target: { type: "string", default: `bun run src/main.ts -p {port} -m ${MEMORY_MB}` },
     },
   });
@@ -90,7 +102,7 @@ function parseOptions(): { seconds: number; rounds: number; threads: number; tar
   if (!Number.isInteger(seconds) || seconds < 1) throw new Error("--seconds must be a positive integer");
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error("--rounds must be a positive integer");
   if (!values.target.includes("{port}")) throw new Error('--target must contain "{port}"');
-  return { seconds, rounds, threads, target: values.target, only: values.only };
+  return { seconds, rounds, threads, target: values.target, only: values.only, floor: values.floor };
 }
 
 /**
@@ -112,6 +124,10 @@ function memcachedSpec(threads: number): ServerSpec {
       ...(process.getuid?.() === 0 ? ["-u", "root"] : []), // memcached refuses to run as root without -u
     ],
   };
+}
+
+function floorSpec(threads: number): ServerSpec {
+  return { name: FLOOR, command: ["bun", join(REPO_ROOT, "bench/lib/floor-server.ts"), "-p", "{port}", "-t", String(threads)] };
 }
 
 function commandOutput(argv: string[]): string {
@@ -152,6 +168,7 @@ async function measure(workload: Workload, spec: ServerSpec, round: number, seco
     error: undefined,
     serverHitRatio: undefined,
     peakRssBytes: undefined,
+    cpuPerOp: undefined,
     expectHits: workload.expectHits,
   };
   process.stderr.write(`  round ${round} ${spec.name} ... `);
@@ -162,8 +179,15 @@ async function measure(workload: Workload, spec: ServerSpec, round: number, seco
   await waitForMemcache(proc, port, logPath, STARTUP_TIMEOUT_MS); // a server that can't start ends the bench
   try {
     const before = await getCounters(port);
-    run.result = await runMemaslap(port, workload, seconds, join(workDir, "memaslap.cfg"), threads, pinned ? 1 : undefined);
+    const cpuBefore = cpuTicks(proc.pid);
+    const load: MemaslapLoad = threads > 1 && workload.threadedConnections !== undefined ? { ...workload, connections: workload.threadedConnections } : workload;
+    run.result = await runMemaslap(port, load, seconds, join(workDir, "memaslap.cfg"), threads, pinned ? 1 : undefined);
     run.peakRssBytes = peakRss(proc.pid);
+    const cpuAfter = cpuTicks(proc.pid);
+    if (cpuBefore && cpuAfter && run.result.ops > 0) {
+      const usPerTick = 1e6 / CLOCK_TICKS_PER_SECOND;
+      run.cpuPerOp = { user: ((cpuAfter.user - cpuBefore.user) * usPerTick) / run.result.ops, system: ((cpuAfter.system - cpuBefore.system) * usPerTick) / run.result.ops };
+    }
     const after = await getCounters(port);
     if (before && after) {
       const hits: number = after.hits - before.hits;
@@ -178,6 +202,20 @@ async function measure(workload: Workload, spec: ServerSpec, round: number, seco
     await stop(proc);
   }
   return run;
+}
+
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat's times. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** utime and stime of a process (all its threads), in clock ticks, from /proc. */
+function cpuTicks(pid: number): { user: number; system: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields[0] is field 3 (state)
+    return { user: Number(fields[11]), system: Number(fields[12]) };
+  } catch {
+    return undefined;
+  }
 }
 
 /** VmHWM of a process, from /proc (undefined where there is none). */
@@ -195,6 +233,7 @@ function suspicion(run: Run): string | undefined {
   if (run.error) return `failed: ${run.error}`;
   const r = run.result!;
   const problems: string[] = [];
+  if (run.server === FLOOR) return problems.length ? problems.join("; ") : undefined; // answers every get with a miss
   if (run.serverHitRatio === undefined) problems.push("no get_hits/get_misses in stats");
   else if (run.expectHits && run.serverHitRatio < MIN_HIT_RATIO) problems.push(`server-side hit ratio ${percent(run.serverHitRatio)}`);
   const clientHits: number | undefined = clientHitRatio(r);
@@ -214,24 +253,26 @@ const fmt = (n: number | undefined): string => (n === undefined ? "failed" : n.t
 
 /** Prints the tables; returns whether every run looked sound. */
 function printReport(runs: Run[], rounds: number, workloads: Workload[]): boolean {
+  const floor: boolean = runs.some((r) => r.server === FLOOR);
   console.log(`## Throughput (best of ${rounds} rounds per server)\n`);
-  console.log("| workload | memcached ops/s | cacheismo ops/s | ratio (ours/memcached) |");
-  console.log("| --- | ---: | ---: | ---: |");
+  console.log(`| workload | memcached ops/s | cacheismo ops/s | ratio (ours/memcached) |${floor ? " bun floor ops/s | floor/memcached |" : ""}`);
+  console.log(`| --- | ---: | ---: | ---: |${floor ? " ---: | ---: |" : ""}`);
+  const ratio = (a: number | undefined, b: number | undefined): string => (a !== undefined && b ? (a / b).toFixed(2) : "n/a");
   for (const w of workloads) {
     const theirs: number | undefined = best(runs, w.name, "memcached");
     const ours: number | undefined = best(runs, w.name, "cacheismo");
     const suspect: boolean = runs.some((r) => r.workload === w.name && suspicion(r) !== undefined);
-    const ratio: string = theirs && ours !== undefined ? (ours / theirs).toFixed(2) : "n/a";
-    console.log(`| ${w.name} | ${fmt(theirs)} | ${fmt(ours)} | ${ratio}${suspect ? " (suspect, see checks)" : ""} |`);
+    const floorCells: string = floor ? ` ${fmt(best(runs, w.name, FLOOR))} | ${ratio(best(runs, w.name, FLOOR), theirs)} |` : "";
+    console.log(`| ${w.name} | ${fmt(theirs)} | ${fmt(ours)} | ${ratio(ours, theirs)}${suspect ? " (suspect, see checks)" : ""} |${floorCells}`);
   }
 
   console.log("\n## Per-run checks\n");
-  console.log("| workload | server | round | ops/s | server hit ratio | client hit ratio | verify failed | unexpected lines | peak RSS |");
-  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  console.log("| workload | server | round | ops/s | server hit ratio | client hit ratio | verify failed | unexpected lines | peak RSS | CPU µs/op user + sys |");
+  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const run of runs) {
     const r: MemaslapResult | undefined = run.result;
     const clientHits: string = r ? percent(clientHitRatio(r)) : "-";
-    console.log(`| ${run.workload} | ${run.server} | ${run.round} | ${fmt(r?.opsPerSec)} | ${percent(run.serverHitRatio)} | ${clientHits} | ${r?.verifyFailed ?? "-"} | ${r?.anomalies ?? "-"} | ${mib(run.peakRssBytes)} |`);
+    console.log(`| ${run.workload} | ${run.server} | ${run.round} | ${fmt(r?.opsPerSec)} | ${percent(run.serverHitRatio)} | ${clientHits} | ${r?.verifyFailed ?? "-"} | ${r?.anomalies ?? "-"} | ${mib(run.peakRssBytes)} | ${run.cpuPerOp ? `${run.cpuPerOp.user.toFixed(2)} + ${run.cpuPerOp.system.toFixed(2)}` : "n/a"} |`);
   }
 
   const warnings: string[] = runs.flatMap((run) => {
@@ -244,7 +285,7 @@ function printReport(runs: Run[], rounds: number, workloads: Workload[]): boolea
 
 async function main(): Promise<void> {
   const options = parseOptions();
-  const servers: ServerSpec[] = [memcachedSpec(options.threads), targetSpec(options.target, options.threads)];
+  const servers: ServerSpec[] = [memcachedSpec(options.threads), targetSpec(options.target, options.threads), ...(options.floor ? [floorSpec(options.threads)] : [])];
   printMachine(servers, options.threads);
 
   const workDir: string = mkdtempSync(join(tmpdir(), "cacheismo-bench-"));

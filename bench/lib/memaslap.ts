@@ -21,6 +21,8 @@ export interface MemaslapLoad {
 export interface MemaslapResult {
   /** memaslap's TPS: gets count once per key, so a 16-key multiget counts 16. */
   opsPerSec: number;
+  /** Operations over the run, counted the same way. */
+  ops: number;
   /** Keys memaslap asked for, and how many of them came back missing. */
   clientGets: number;
   clientGetMisses: number;
@@ -85,6 +87,7 @@ export async function runMemaslap(port: number, load: MemaslapLoad, seconds: num
     .filter((line) => line.trim() !== "" && !/^[\w ]+: /.test(line));
   return {
     opsPerSec: Number(summary[2]),
+    ops: Number(summary[1]),
     clientGets: counter(output, "cmd_get"),
     clientGetMisses: counter(output, "get_misses"),
     verifyFailed: counter(output, "verify_failed"),
