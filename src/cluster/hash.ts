@@ -21,6 +21,7 @@
  * - murmur is MurmurHash2 with seed 0xdeadbeef * length, jenkins is lookup3
  *   `hashlittle` with initval 13.
  */
+import { copyBytes } from "../bytes.ts";
 
 export const HASH_NAMES = [
   "one_at_a_time",
@@ -126,10 +127,22 @@ function crc16(key: Uint8Array, off: number, len: number): number {
 }
 
 const md5Digest = new Uint8Array(16);
+/**
+ * Bun.MD5.hash takes a whole view. A view of the request buffer itself (`subarray`) costs an
+ * allocation per key (5 % of a forwarding node's samples under 16-key multigets; 0.7 % after);
+ * instead a key is copied into one scratch buffer and hashed through views of it made once per
+ * length.
+ */
+const MD5_SCRATCH_BYTES = 256;
+const md5Scratch = new Uint8Array(MD5_SCRATCH_BYTES);
+const md5Views: Uint8Array[] = Array.from({ length: MD5_SCRATCH_BYTES + 1 }, (_, n) => md5Scratch.subarray(0, n));
 
 /** The 4-byte little-endian word `word` (0..3) of MD5(key[off, off+len)). */
 export function md5Word(key: Uint8Array, off: number, len: number, word: number): number {
-  Bun.MD5.hash(key.subarray(off, off + len), md5Digest);
+  if (len <= MD5_SCRATCH_BYTES) {
+    copyBytes(key, off, off + len, md5Scratch, 0);
+    Bun.MD5.hash(md5Views[len], md5Digest);
+  } else Bun.MD5.hash(key.subarray(off, off + len), md5Digest);
   const p = word * 4;
   return (md5Digest[p] | (md5Digest[p + 1] << 8) | (md5Digest[p + 2] << 16) | (md5Digest[p + 3] << 24)) >>> 0;
 }
