@@ -129,7 +129,7 @@ async function main(): Promise<number> {
       reports.push(report);
       console.log(workloadTable(report, options.memoryMb) + "\n");
     }
-    const targets: Targets = { maxGapPp: 1, minW1Held: 0.9, rssHeadroomBytes: 64 * MIB };
+    const targets: Targets = { maxGapPp: 1, lruPolicy: (options.eviction ?? "lru") === "lru", minW1Held: 0.9, rssHeadroomBytes: 64 * MIB };
     const [text, problems] = checks(reports, options.memoryMb, targets);
     broken = problems;
     console.log(text);

@@ -27,8 +27,8 @@ export const F_UNITS = 10;
 export const F_MORE = 11;
 /** Unix seconds of the last read hit, or of the store (meta `mg l`, `me` la=). */
 export const F_ATIME = 12;
-/** 1 when the item was hit since it last went to the LRU's head (LruList's second chance), else 0. */
-export const F_LRU_MARK = 13;
+/** The LRU's insert count when the item last went to its head (see LruList.recentlyUsed). */
+export const F_LRU_STAMP = 13;
 
 export const KEY_LEN_MASK = 0xffff;
 const NAMESPACE_SHIFT = 16;

@@ -236,7 +236,7 @@ export class Store {
     return 0;
   }
 
-  /** A read hit: finds the item and tells the eviction policy (LRU: marks it used). */
+  /** A read hit: finds the item and moves it to the LRU head. */
   get(key: Uint8Array, off: number, len: number, ns = Namespace.Client): number {
     const it = this.find(key, off, len, ns);
     if (it !== 0) this.bump(it);
@@ -246,7 +246,7 @@ export class Store {
   /**
    * A read hit that changes nothing, for a reader that does not hold the lock: the live item, 0
    * for a miss, PEEK_NEEDS_LOCK when the hit must write (first fetch, last access
-   * time due, the LRU mark not set yet), the item is expired or spread over extents, or what was read looks
+   * time due, an LRU move due), the item is expired or spread over extents, or what was read looks
    * torn. Meaningful only if the lock's readValid says no holder ran meanwhile; until then any
    * word may be half-written, so every loop and length here is bounded before it is trusted.
    */
@@ -295,10 +295,9 @@ export class Store {
   }
 
   /**
-   * What a read hit does to an item: the policy hears of it (LRU: the item is marked used), the
-   * item is marked fetched, and its last access time moves on if it is ATIME_UPDATE_SECONDS old
-   * (as memcached moves `time` at most once a minute), so that hits on a hot item write nothing
-   * and can be served by peek.
+   * What a read hit does to an item: to the LRU head, marked fetched, and its last access time
+   * moved on if it is ATIME_UPDATE_SECONDS old (as memcached moves `time` at most once a
+   * minute), so that hits on a hot item write nothing and can be served by peek.
    */
   bump(it: number): void {
     this.policy.touch(it);
