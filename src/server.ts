@@ -181,7 +181,7 @@ export class CacheServer implements StatsSource {
       // Loaded only when asked for: the Lua runtime costs several MiB of RSS a plain cache does not need.
       const { createScripting } = await import("./scripting/engine.ts");
       const scripting = await createScripting({
-        store: new StoreObjectAccess(this.store),
+        store: new StoreObjectAccess(this.store, config.eviction === "gdsf"),
         scriptsDir: config.scriptsDir,
         timeoutMs: config.scriptTimeoutMs,
         memoryMb: config.scriptMemoryMb,
@@ -194,6 +194,7 @@ export class CacheServer implements StatsSource {
       });
       this.scripting = scripting;
       this.context.virtualKey = (key) => scripting.handleGetKey(key);
+      this.context.nativeKey = (buf, k, klen, out) => scripting.serveNative(buf, k, klen, out);
       this.context.routingKey = (key) => scripting.routingKey(key);
     }
     this.store.clock.start();

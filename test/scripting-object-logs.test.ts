@@ -12,6 +12,7 @@ import { createScripting, type Scripting } from "../src/scripting/engine.ts";
 import type { LogRead } from "../src/scripting/store-access.ts";
 import { StoreObjectAccess } from "../src/store/object-access.ts";
 import { Store, StoreMode } from "../src/store/store.ts";
+import { WRAP_ALL_BUNDLED } from "./helpers/lua-scripts.ts";
 import { rng } from "./helpers/rng.ts";
 
 const decoder = new TextDecoder();
@@ -140,7 +141,7 @@ describe("object logs", () => {
     const random = rng(seed);
     const pick = (n: number) => Math.floor(random() * n);
     const store = new Store({ memoryBytes: 1024 * 1024, maxItemBytes: 256 * 1024 });
-    const states = [(await engine(store)).s, (await engine(store, { "other.lua": "other = {}" })).s];
+    const states = [(await engine(store)).s, (await engine(store, { "wrap.lua": WRAP_ALL_BUNDLED })).s];
     // Enough objects and client items that objects not used for a while reach the LRU tail.
     const names = Array.from({ length: 40 }, (_, i) => `s${i}`);
     const model = new Map<string, Set<string>>();
@@ -188,13 +189,13 @@ describe("object logs", () => {
 });
 
 describe("native and Lua paths on one object", () => {
-  test("set and map methods served without Lua (no user scripts) and in Lua (a user script loaded) keep one object", async () => {
+  test("set and map methods served without Lua and in Lua (a user script wrapping every bundled method) keep one object", async () => {
     const seed = Number(process.env.SEED ?? Date.now() % 100_000);
     const random = rng(seed);
     const pick = (n: number) => Math.floor(random() * n);
     const store = new Store({ memoryBytes: 16 * 1024 * 1024, maxItemBytes: 1024 * 1024 });
     const native = (await engine(store)).s;
-    const lua = (await engine(store, { "other.lua": "other = {}" })).s;
+    const lua = (await engine(store, { "wrap.lua": WRAP_ALL_BUNDLED })).s;
     value(native, "set:new:s");
     value(lua, "map:new:m");
     value(lua, "set:new:t");
@@ -244,7 +245,7 @@ describe("quota on both paths", () => {
     const random = rng(seed);
     const store = new Store({ memoryBytes: 16 * 1024 * 1024, maxItemBytes: 1024 * 1024 });
     const native = (await engine(store)).s;
-    const lua = (await engine(store, { "other.lua": "other = {}" })).s;
+    const lua = (await engine(store, { "wrap.lua": WRAP_ALL_BUNDLED })).s;
     value(native, "quota:new:q:500:day");
     let count = 0;
     for (let step = 0; step < 2000; step++) {

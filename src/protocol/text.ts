@@ -40,6 +40,11 @@ export interface ProtocolContext {
   readonly stats: StatsSource;
   /** Runs a virtual key (`type:method:key:…`); null when the key is an ordinary key. Set at start. */
   virtualKey: ((key: string) => Uint8Array | Promise<Uint8Array> | null) | null;
+  /**
+   * Serves the common calls of the bundled objects from the key's bytes straight into the output:
+   * 0 a VALUE block written, n > 0 an error line of n bytes written, -1 not one (virtualKey then).
+   */
+  nativeKey?: ((buf: Uint8Array, k: number, klen: number, out: OutputBuffer) => number) | null;
   /** With --cluster: who owns which key, and the way to forward requests to them. */
   readonly router: ClusterRouter | null;
   /** The part of a key that decides its owner: a virtual key routes by its object key. Set at start. */
@@ -639,13 +644,23 @@ export class TextProtocol implements MetaHost {
    * script answers later; its reply is `asyncPart` and nothing was appended.
    */
   private lookupInto(target: OutputBuffer, buf: Uint8Array, k: number, klen: number, withCas: boolean, touch: boolean, exptime: number): Lookup {
-    const { store, counters, virtualKey } = this.ctx;
+    const { store, counters, virtualKey, nativeKey } = this.ctx;
     if (touch) counters.cmd_touch++;
     counters.cmd_get++;
     // Virtual keys run for plain `get` only, as in the original (gets/gat need a real item).
     if (virtualKey !== null && !withCas && !touch && hasColon(buf, k, klen)) {
       // Lua takes the store lock itself, call by call.
       this.releaseStore();
+      // Bounded work (one member, a count): outside the connection's Lua time.
+      const served = nativeKey ? nativeKey(buf, k, klen, target) : -1;
+      if (served >= 0) {
+        if (served === 0) {
+          counters.get_hits++;
+          return Lookup.Ok;
+        }
+        this.errorLength = served;
+        return Lookup.Failed;
+      }
       const t0 = performance.now();
       const reply = virtualKey(latin1String(buf, k, k + klen));
       this.luaMs += performance.now() - t0;

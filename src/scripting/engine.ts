@@ -6,15 +6,17 @@
  * SIGHUP (the old runtime finishes the keys still waiting), and a rebuild on a
  * fresh wasm instance if the engine ever fails outside Lua's own error
  * handling. Objects live in the store, so none of these loses data. Also owns
- * the pooled connections to the servers scripts wait on, and, while no user
- * script is loaded, the bundled set/map methods served without Lua
- * (native-objects.ts).
+ * the pooled connections to the servers scripts wait on, and the bundled
+ * set/map/quota methods served without Lua (native-objects.ts) for each
+ * bundled type that user scripts leave as it is.
  */
 import { LuaFactory, type LuaWasm } from "wasmoon";
 import wasmPath from "wasmoon/dist/glue.wasm" with { type: "file" };
+import { latin1String } from "../latin1.ts";
+import type { OutputBuffer } from "../protocol/output.ts";
 import type { ClusterInfo, LogLevel } from "./host-functions.ts";
 import type { LuaSource } from "./lua-sources.ts";
-import { NativeObjects } from "./native-objects.ts";
+import { NATIVE_TYPES, NativeObjects, NOT_SERVED } from "./native-objects.ts";
 import { objectLogs } from "./object-logs.ts";
 import { PeerPool } from "./peer-fetch.ts";
 import { readScriptDir } from "./script-dir.ts";
@@ -53,6 +55,14 @@ export interface Scripting {
    * rejects. Never throws.
    */
   handleGetKey(key: string): Uint8Array | Promise<Uint8Array> | null;
+  /**
+   * The common calls of the bundled set, map and quota (one member, a count, a quota check),
+   * served without Lua straight from the `get` key's bytes buf[k, k + klen) into out: 0 when
+   * their VALUE block was written, the length of the `SERVER_ERROR` line written when the call
+   * failed after storing its change, -1 (nothing written) for any other key, which then goes
+   * to handleGetKey. Never throws.
+   */
+  serveNative(buf: Uint8Array, k: number, klen: number, out: OutputBuffer): number;
   /** The part of a key that decides its cluster owner: a virtual key's object key, else the key. */
   routingKey(key: string): string;
   /** Re-read the scripts dir (SIGHUP). Stored objects survive. Returns a list of errors like "file.lua:3: ..." */
@@ -92,7 +102,7 @@ class ScriptingEngine implements Scripting {
   private typeNames: ReadonlySet<string> = new Set();
   /** The user scripts the current runtime was built from. */
   private userScripts: readonly LuaSource[] = [];
-  /** The bundled set/map/quota methods served without Lua; null while user scripts are loaded (they may replace them). */
+  /** The bundled set/map/quota methods served without Lua, for the types the runtime says are intact. */
   private native: NativeObjects | null = null;
   private readonly runtimeOptions: RuntimeOptions;
   private readonly peers: PeerPool;
@@ -116,6 +126,7 @@ class ScriptingEngine implements Scripting {
       hash: opts.hash ?? "md5",
       cluster: opts.cluster ?? null,
       fetch: (requests) => this.peers.fetch(requests),
+      watchedTypes: NATIVE_TYPES,
     };
   }
 
@@ -128,7 +139,7 @@ class ScriptingEngine implements Scripting {
       queueMicrotask(() => this.restart());
       return serverError(UNAVAILABLE);
     }
-    const native = this.native?.handle(key) ?? null;
+    const native = this.native?.handle(key, runtime) ?? null;
     if (native !== null) return this.reply(key, native);
     let result: DispatchResult;
     try {
@@ -143,6 +154,16 @@ class ScriptingEngine implements Scripting {
       );
     }
     return result === null ? null : this.reply(key, result);
+  }
+
+  serveNative(buf: Uint8Array, k: number, klen: number, out: OutputBuffer): number {
+    const runtime = this.runtime;
+    if (runtime === null || this.native === null) return NOT_SERVED;
+    const served = this.native.serve(buf, k, klen, out, runtime);
+    if (!(served instanceof ScriptFailure)) return served;
+    const error = this.reply(latin1String(buf, k, k + klen), served);
+    out.put(error);
+    return error.length;
   }
 
   routingKey(key: string): string {
@@ -214,10 +235,7 @@ class ScriptingEngine implements Scripting {
     this.typeNames = runtime.typeNames;
     this.userScripts = userScripts;
     const store = this.opts.store;
-    this.native =
-      userScripts.length === 0
-        ? new NativeObjects(store, objectLogs(store), decodedCacheBytes(this.runtimeOptions.memoryLimitBytes), this.runtimeOptions.now)
-        : null;
+    this.native = new NativeObjects(store, objectLogs(store), decodedCacheBytes(this.runtimeOptions.memoryLimitBytes), this.runtimeOptions.now);
     if (old !== null) {
       this.retiring.add(old);
       old.retire(() => this.retiring.delete(old));

@@ -45,6 +45,7 @@ interface RawLua {
   _lua_pushboolean(L: number, b: number): void;
   _lua_pushnil(L: number): void;
   _lua_toboolean(L: number, idx: number): number;
+  _lua_tonumberx(L: number, idx: number, isnum: number): number;
   _lua_pushlstring(L: number, ptr: number, len: number): number;
   _lua_pushcclosure(L: number, fn: number, n: number): void;
   _lua_createtable(L: number, narr: number, nrec: number): void;
@@ -280,6 +281,11 @@ export class LuaVm {
   /** Lua truthiness of the value at idx (false only for nil and false). */
   toBoolean(L: number, idx: number): boolean {
     return this.raw._lua_toboolean(L, idx) !== 0;
+  }
+
+  /** The number at idx (0 when it is not one). */
+  toNumber(L: number, idx: number): number {
+    return this.raw._lua_tonumberx(L, idx, 0);
   }
 
   /** Whole numbers in the 53-bit range go in as Lua integers, the rest as floats. */

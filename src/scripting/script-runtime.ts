@@ -28,6 +28,8 @@ export type DispatchResult = Uint8Array | null | ScriptFailure | Promise<Uint8Ar
 
 export interface RuntimeOptions extends Omit<HostDependencies, "registerType" | "decodedCacheBytes" | "rings" | "waitToken"> {
   readonly timeoutMs: number;
+  /** Bundled types the host serves without Lua while user scripts leave them intact (intactTypes). */
+  readonly watchedTypes: readonly string[];
   readonly memoryLimitBytes: number;
   /** Key hash of newConsistent's rings (a --hash name). */
   readonly hash: string;
@@ -82,6 +84,14 @@ export class ScriptRuntime {
   private readonly loadBudgetMs: number;
   /** Registry reference of dispatch.lua's dispatch function. */
   private dispatchRef = 0n;
+  /** Registry references of dispatch.lua's watch and intactMask functions. */
+  private watchRef = 0n;
+  private intactMaskRef = 0n;
+  /** Whether user scripts were loaded: only they can change the bundled types. */
+  private hasUserScripts = false;
+  private intactMask = 0;
+  /** Lua ran (with user scripts loaded) since intactMask was last read from it. */
+  private intactMaskStale = false;
   private readonly idleThreads: LuaThread[] = [];
   /** Unguessable by scripts: tells the engine's waits from a script's own coroutine.yield. */
   private readonly waitToken = crypto.randomUUID();
@@ -106,6 +116,8 @@ export class ScriptRuntime {
       const error = runtime.loadScript(script, false);
       if (error !== null) errors.push(error);
     }
+    runtime.hasUserScripts = userScripts.length > 0;
+    runtime.watch();
     return { runtime, errors };
   }
 
@@ -139,6 +151,25 @@ export class ScriptRuntime {
     const result = this.run(thread, 1, timeoutMs, timeoutMs * 1000);
     if (result !== SUSPENDED) return result;
     return this.wait(thread, this.waitRequests, timeoutMs - vm.spentMs, timeoutMs * 1000 - vm.spentCpuMicros);
+  }
+
+  /**
+   * Of options.watchedTypes, bit i is set while that bundled type has all the methods it was
+   * loaded with. A call may replace a method as well as a script's load, so once user scripts are
+   * loaded it is asked of Lua again on the first read after Lua ran (checking after every call
+   * would cost each Lua call a few microseconds; this way only a switch from Lua to a native call does).
+   */
+  get intactTypes(): number {
+    if (this.intactMaskStale) {
+      this.intactMaskStale = false;
+      try {
+        this.intactMask = this.askIntactMask(this.intactMaskRef, []);
+      } catch {
+        // The engine failed: the next dispatch finds out and restarts it; meanwhile, Lua only.
+        this.intactMask = 0;
+      }
+    }
+    return this.intactMask;
   }
 
   /** Stops at once: keys still waiting answer "scripting unavailable". */
@@ -176,6 +207,7 @@ export class ScriptRuntime {
       this.state = State.Broken;
       throw e;
     }
+    if (this.hasUserScripts) this.intactMaskStale = true;
     if (outcome === CallOutcome.Ok) {
       const type = vm.type(L, -1);
       const result = type === LUA_TNIL ? null : checkedReply(type === LUA_TTABLE ? vm.joinPieces(L) : vm.toBytes(L, -1));
@@ -238,6 +270,22 @@ export class ScriptRuntime {
     return isWait;
   }
 
+  /** Tells dispatch.lua which bundled types intactMask reports on (options.watchedTypes) and reads the first report. */
+  private watch(): void {
+    this.intactMask = this.askIntactMask(this.watchRef, this.options.watchedTypes);
+  }
+
+  /** Calls dispatch.lua's watch or intactMask with `names`; 0 (none intact) when that call fails. */
+  private askIntactMask(ref: bigint, names: readonly string[]): number {
+    const vm = this.vm;
+    vm.pushRef(vm.L, ref);
+    for (const name of names) vm.pushString(vm.L, name);
+    const ok = vm.call(names.length, 1, this.loadBudgetMs) === CallOutcome.Ok;
+    const mask = ok ? vm.toNumber(vm.L, -1) : 0;
+    vm.setTop(vm.L, BASE_TOP);
+    return mask;
+  }
+
   /** Runs one object script; null, or the error as "<file>:<line>: <message>". */
   private loadScript(script: LuaSource, bundled: boolean): string | null {
     const vm = this.vm;
@@ -273,6 +321,10 @@ export class ScriptRuntime {
     // Stack: host, entries (returned by dispatch.lua, the last chunk).
     vm.getField(L, 2, "dispatch");
     this.dispatchRef = BigInt(vm.ref());
+    vm.getField(L, 2, "watch");
+    this.watchRef = BigInt(vm.ref());
+    vm.getField(L, 2, "intactMask");
+    this.intactMaskRef = BigInt(vm.ref());
     vm.getField(L, 2, "loadScript");
     vm.copy(3, LOAD_SCRIPT_SLOT);
     vm.setTop(L, BASE_TOP);

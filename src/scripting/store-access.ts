@@ -42,6 +42,16 @@ export interface ObjectStoreAccess {
   appendLog?(key: string, version: number, length: number, bytes: Uint8Array): LogState | null | 0;
   /** Stores data (flags 0, never expiring) with room for appends; 0 when the store has no memory. */
   storeLog?(key: string, data: Uint8Array): LogState | 0;
+  /**
+   * Optional, for a caller that keeps what it read: a count that moves whenever any thread takes
+   * the store's lock (every change to an item is made holding it), -1 while a holder is at work
+   * or when every read must reach the store (an eviction policy that counts reads). Items also
+   * expire by the clock alone, so with clockSeconds: an equal count and second mean every item is
+   * as it was, its place in the LRU included (a read since would have changed nothing).
+   */
+  changeCount?(): number;
+  /** The store clock's second (see changeCount). */
+  clockSeconds?(): number;
 }
 
 /** Where an object log stands: its item's version (unchanged by appends in place) and length. */

@@ -20,7 +20,11 @@ export class StoreObjectAccess implements ObjectStoreAccess {
   /** Object logs are copied and grown here. */
   private scratch = new Uint8Array(4096);
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** The eviction policy counts every read hit (gdsf): changeCount then answers -1, so that no read skips the store. */
+    private readonly everyReadCounts = false,
+  ) {}
 
   /** Encodes key into keyBytes, one byte per character; returns its length in bytes. */
   private encodeKey(key: string): number {
@@ -169,6 +173,14 @@ export class StoreObjectAccess implements ObjectStoreAccess {
   private scratchFor(n: number): Uint8Array {
     if (this.scratch.length < n) this.scratch = new Uint8Array(Math.max(n, this.scratch.length * 2));
     return this.scratch;
+  }
+
+  changeCount(): number {
+    return this.everyReadCounts ? -1 : this.store.lock.readBegin();
+  }
+
+  clockSeconds(): number {
+    return this.store.clock.now;
   }
 
   exclusive<T>(fn: () => T): T {

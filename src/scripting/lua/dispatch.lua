@@ -5,7 +5,7 @@
 -- Runs last among the prelude chunks; returns the entry points for the host.
 local host = ...
 local find, sub = string.find, string.sub
-local type, rawget, pairs, tostring, load, pcall = type, rawget, pairs, tostring, load, pcall
+local type, rawget, rawequal, pairs, tostring, load, pcall = type, rawget, rawequal, pairs, tostring, load, pcall
 local newCommand, takeReply, registerType = host.newCommand, host.takeReply, host.registerType
 
 -- Names present before any object script ran (the standard library, the API,
@@ -14,6 +14,51 @@ local reserved = {}
 for name in pairs(_G) do reserved[name] = true end
 
 local types = {}
+
+-- The bundled types as they were loaded: name -> { table = t, names = { method }, fns = { function } }.
+local bundledTypes = {}
+
+local function snapshot(t)
+  local names, fns = {}, {}
+  for name, fn in pairs(t) do
+    names[#names + 1] = name
+    fns[#names] = fn
+  end
+  return { table = t, names = names, fns = fns }
+end
+
+-- Whether the bundled type `name` is still the table it was loaded as, with every method it was
+-- loaded with (looked up as dispatch does). A user script may replace or wrap them, at load or in
+-- a call; the host then sends that type's calls to Lua. Kept to plain loops (~= on functions
+-- never calls a metamethod).
+local function intact(name)
+  local b = bundledTypes[name]
+  if b == nil then return false end
+  local t, names, fns = b.table, b.names, b.fns
+  if not rawequal(rawget(_G, name), t) then return false end
+  for i = 1, #names do
+    if t[names[i]] ~= fns[i] then return false end
+  end
+  return true
+end
+
+-- The bundled types the host serves without Lua while they are intact (set by watch).
+local watched = {}
+
+-- Bit i - 1 set for each watched[i] that is intact.
+local function intactMask()
+  local mask = 0
+  for i = 1, #watched do
+    if intact(watched[i]) then mask = mask | (1 << (i - 1)) end
+  end
+  return mask
+end
+
+-- watch(name...): the types intactMask reports on; returns intactMask().
+local function watch(...)
+  watched = { ... }
+  return intactMask()
+end
 
 -- The segments from pos on, as multiple values (no table): every ':' splits,
 -- empty segments are kept, a trailing ':' adds nothing.
@@ -54,10 +99,11 @@ local function loadScript(name, code, bundled)
   for k, v in pairs(_G) do
     if type(v) == "table" and before[k] ~= v and type(k) == "string" and not reserved[k] then
       types[k] = true
+      if bundled then bundledTypes[k] = snapshot(v) end
       registerType(k)
     end
   end
   return nil
 end
 
-return { dispatch = dispatch, loadScript = loadScript }
+return { dispatch = dispatch, loadScript = loadScript, watch = watch, intactMask = intactMask }
