@@ -2,13 +2,15 @@
 // text protocol, virtual keys) and Debian's redis-server (RESP, native types) in the same run.
 //
 //   bun run bench/objects-vs-redis.ts [--seconds 2] [--rounds 2] [--connections 32] [--depths 1,16]
-//                                     [--threads 1] [--only <substring of case names>]
+//                                     [--threads 1] [--only <substring of case names>] [--base <dir>]
 //
 // Both servers listen on 127.0.0.1 only and are started and stopped by the bench. Per case and
 // pipelining depth, each server gets `--connections` connections with `depth` requests in flight
 // on each, for `--seconds`, alternating the two servers for `--rounds` rounds; the table keeps each
 // server's best round and the ratio cacheismo / Redis. On a shared machine, trust the ratios more
-// than the absolute numbers.
+// than the absolute numbers. With --base, a second cacheismo run from another checkout (e.g. the
+// previous commit, `git archive HEAD | tar -x -C <dir>` with node_modules linked) takes its turn in
+// every round too, for an old-vs-new comparison under the same load.
 //
 // Cases (sets and maps of 1K and 100K members, planted before the timed runs):
 //   set put/delete  set:put then set:delete of a member of the connection's own (every call
@@ -32,6 +34,7 @@ const { values: args } = parseArgs({
     depths: { type: "string", default: "1,16" },
     threads: { type: "string", default: "1" },
     redis: { type: "string", default: "/usr/bin/redis-server" },
+    base: { type: "string", default: "" },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -364,58 +367,73 @@ function cases(sha: string): Case[] {
   return list;
 }
 
-/** Plants the sets, maps, quotas and plain keys in both servers; returns Redis's quota script sha. */
-async function setup(mc: Driver[], redis: Driver[], mcPort: number, redisPort: number): Promise<{ sha: string; memory: string[] }> {
-  const memory: string[] = [];
+/** Plants the sets, maps, quotas and plain keys in a cacheismo; returns its arena bytes per set member, by size. */
+async function plantMemcached(mc: Driver[], port: number): Promise<number[]> {
+  const perMember: number[] = [];
   const value32 = "x".repeat(32);
   for (const size of SIZES) {
-    const before = Number(/STAT bytes (\d+)/.exec(await ask(mcPort, "stats\r\n", (r) => r.endsWith("END\r\n")))![1]);
+    const before = Number(/STAT bytes (\d+)/.exec(await ask(port, "stats\r\n", (r) => r.endsWith("END\r\n")))![1]);
     await mc[0].call([`get set:new:s${size}\r\n`, `get map:new:m${size}\r\n`]);
     for (let start = 0; start < size; start += 1000) {
-      const mcBatch: string[] = [];
+      const batch: string[] = [];
+      for (let i = start; i < Math.min(size, start + 1000); i++) batch.push(`get set:put:s${size}:m${i}\r\n`);
+      await mc[0].call(batch);
+    }
+    const after = Number(/STAT bytes (\d+)/.exec(await ask(port, "stats\r\n", (r) => r.endsWith("END\r\n")))![1]);
+    perMember.push((after - before) / size);
+    await mc[0].call(Array.from({ length: size }, (_, i) => `get map:put:m${size}:f${i}:v${i}\r\n`));
+    const count = await ask(port, `get set:count:s${size}\r\n`, (r) => r.endsWith("END\r\n"));
+    if (!count.includes(`\r\n${size}\r\n`)) throw new Error(`set s${size} has the wrong count: ${count}`);
+  }
+  await mc[0].call(Array.from({ length: CONNECTIONS }, (_, c) => `get quota:new:q${c}:${QUOTA_LIMIT}:day\r\n`));
+  for (let c = 0; c < CONNECTIONS; c++) await ask(port, `set k${c} 0 0 32\r\n${value32}\r\n`, (r) => r.endsWith("\r\n"));
+  return perMember;
+}
+
+/** Plants the same in Redis; returns its quota script's sha and MEMORY USAGE per set member, by size. */
+async function plantRedis(redis: Driver[], port: number): Promise<{ sha: string; perMember: number[] }> {
+  const perMember: number[] = [];
+  for (const size of SIZES) {
+    for (let start = 0; start < size; start += 1000) {
       const setArgs = [`s${size}`];
       const mapArgs = [`m${size}`];
       for (let i = start; i < Math.min(size, start + 1000); i++) {
-        mcBatch.push(`get set:put:s${size}:m${i}\r\n`);
         setArgs.push(`m${i}`);
         mapArgs.push(`f${i}`, `v${i}`);
       }
-      await mc[0].call(mcBatch);
       await redis[0].call([resp("SADD", ...setArgs), resp("HSET", ...mapArgs)]);
     }
-    const after = Number(/STAT bytes (\d+)/.exec(await ask(mcPort, "stats\r\n", (r) => r.endsWith("END\r\n")))![1]);
-    await mc[0].call(Array.from({ length: size }, (_, i) => `get map:put:m${size}:f${i}:v${i}\r\n`));
-    const count = await ask(mcPort, `get set:count:s${size}\r\n`, (r) => r.endsWith("END\r\n"));
-    if (!count.includes(`\r\n${size}\r\n`)) throw new Error(`set s${size} has the wrong count: ${count}`);
-    const usage = await ask(redisPort, resp("MEMORY", "USAGE", `s${size}`, "SAMPLES", "0"), (r) => r.endsWith("\r\n"));
-    const redisBytes = Number(usage.slice(1).trim());
-    memory.push(
-      `set of ${size} members: cacheismo ${((after - before) / size).toFixed(1)} B/member (arena bytes, room for appends included; ` +
-        `the map was planted after this measure), Redis MEMORY USAGE ${(redisBytes / size).toFixed(1)} B/member`,
-    );
+    const usage = await ask(port, resp("MEMORY", "USAGE", `s${size}`, "SAMPLES", "0"), (r) => r.endsWith("\r\n"));
+    perMember.push(Number(usage.slice(1).trim()) / size);
   }
-  const shaReply = await ask(redisPort, resp("SCRIPT", "LOAD", QUOTA_SCRIPT), (r) => r.endsWith("\r\n") && r.split("\r\n").length >= 3);
+  const shaReply = await ask(port, resp("SCRIPT", "LOAD", QUOTA_SCRIPT), (r) => r.endsWith("\r\n") && r.split("\r\n").length >= 3);
   const sha = shaReply.split("\r\n")[1];
   const tomorrow = (Math.floor(Date.now() / 86_400_000) + 1) * 86400;
-  await mc[0].call(Array.from({ length: CONNECTIONS }, (_, c) => `get quota:new:q${c}:${QUOTA_LIMIT}:day\r\n`));
   await redis[0].call(Array.from({ length: CONNECTIONS }, (_, c) => resp("HSET", `q${c}`, "count", "0", "limit", QUOTA_LIMIT, "expiresAt", String(tomorrow))));
-  for (let c = 0; c < CONNECTIONS; c++) {
-    await ask(mcPort, `set k${c} 0 0 32\r\n${value32}\r\n`, (r) => r.endsWith("\r\n"));
-    await redis[0].call([resp("SET", `k${c}`, value32)]);
-  }
-  return { sha, memory };
+  await redis[0].call(Array.from({ length: CONNECTIONS }, (_, c) => resp("SET", `k${c}`, "x".repeat(32))));
+  return { sha, perMember };
+}
+
+function startCacheismo(root: string, port: number): Subprocess {
+  return track(
+    Bun.spawn(
+      ["bun", "run", resolve(root, "src/main.ts"), "-p", String(port), "-l", "127.0.0.1", "-m", "512", "-I", "16m", "-e", "-t", args.threads!, "--script-timeout-ms", "5000"],
+      { stdin: "ignore", stdout: "ignore", stderr: "inherit" },
+    ),
+  );
+}
+
+function opsPerSecond(rate: number): string {
+  return Math.round(rate).toLocaleString("en-US");
 }
 
 async function main(): Promise<void> {
   killAllOnSignal();
   const mcPort = freePort();
   const redisPort = freePort();
-  const cacheismo = track(
-    Bun.spawn(
-      ["bun", "run", resolve(REPO_ROOT, "src/main.ts"), "-p", String(mcPort), "-l", "127.0.0.1", "-m", "512", "-I", "16m", "-e", "-t", args.threads!, "--script-timeout-ms", "5000"],
-      { stdin: "ignore", stdout: "ignore", stderr: "inherit" },
-    ),
-  );
+  const basePort = freePort();
+  const cacheismo = startCacheismo(REPO_ROOT, mcPort);
+  const base = args.base ? startCacheismo(resolve(args.base), basePort) : null;
   const redis = track(
     Bun.spawn([args.redis!, "--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
       stdin: "ignore",
@@ -426,39 +444,58 @@ async function main(): Promise<void> {
   try {
     await waitForPort(mcPort, cacheismo);
     await waitForPort(redisPort, redis);
+    if (base !== null) await waitForPort(basePort, base);
     const mc = await connectAll(mcPort, "memcached");
     const rd = await connectAll(redisPort, "resp");
-    const { sha, memory } = await setup(mc, rd, mcPort, redisPort);
+    const bs = base === null ? null : await connectAll(basePort, "memcached");
+    const mcPerMember = await plantMemcached(mc, mcPort);
+    if (bs !== null) await plantMemcached(bs, basePort);
+    const { sha, perMember: redisPerMember } = await plantRedis(rd, redisPort);
     const rows: Record<string, string>[] = [];
     for (const depth of DEPTHS) {
       for (const c of cases(sha).filter((c) => c.name.includes(args.only!))) {
         let a = { rate: 0, errors: 0 };
         let b = { rate: 0, errors: 0 };
+        let o = { rate: 0, errors: 0 };
         for (let round = 0; round < ROUNDS; round++) {
           const x = await run(mc, depth, c.memcached);
           const y = await run(rd, depth, c.resp);
+          const z = bs === null ? { rate: 0, errors: 0 } : await run(bs, depth, c.memcached);
           a = { rate: Math.max(a.rate, x.rate), errors: a.errors + x.errors };
           b = { rate: Math.max(b.rate, y.rate), errors: b.errors + y.errors };
+          o = { rate: Math.max(o.rate, z.rate), errors: o.errors + z.errors };
         }
-        rows.push({
+        const row: Record<string, string> = {
           case: c.name,
           "in flight": `${CONNECTIONS}x${depth}`,
-          "cacheismo ops/s": Math.round(a.rate).toLocaleString("en-US"),
-          "Redis ops/s": Math.round(b.rate).toLocaleString("en-US"),
+          "cacheismo ops/s": opsPerSecond(a.rate),
+          "Redis ops/s": opsPerSecond(b.rate),
           ratio: (a.rate / b.rate).toFixed(2),
-          errors: a.errors + b.errors === 0 ? "" : `${a.errors}/${b.errors}`,
-        });
-        console.log(JSON.stringify(rows[rows.length - 1]));
+        };
+        if (bs !== null) {
+          row["base ops/s"] = opsPerSecond(o.rate);
+          row["base ratio"] = (o.rate / b.rate).toFixed(2);
+        }
+        row.errors = a.errors + b.errors + o.errors === 0 ? "" : `${a.errors}/${b.errors}/${o.errors}`;
+        rows.push(row);
+        console.log(JSON.stringify(row));
       }
     }
     console.table(rows);
-    for (const line of memory) console.log(line);
-    for (const d of [...mc, ...rd]) d.close();
+    SIZES.forEach((size, i) =>
+      console.log(
+        `set of ${size} members: cacheismo ${mcPerMember[i].toFixed(1)} B/member (arena bytes, room for appends included; ` +
+          `the map was planted after this measure), Redis MEMORY USAGE ${redisPerMember[i].toFixed(1)} B/member`,
+      ),
+    );
+    for (const d of [...mc, ...rd, ...(bs ?? [])]) d.close();
   } finally {
     await stop(cacheismo);
+    if (base !== null) await stop(base);
     await stop(redis);
     await killAll();
   }
 }
+
 
 await main();

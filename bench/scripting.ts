@@ -2,7 +2,9 @@
  * In-process throughput of virtual keys (Scripting.handleGetKey over the real
  * arena store, no network): `bun run bench/scripting.ts [seconds per case] [sizes] [--lua]`,
  * e.g. `bun run bench/scripting.ts 0.6 10,1000,100000`. With --lua every call enters Lua
- * (a user script is loaded, which turns off native-objects.ts).
+ * (a user script wraps the bundled methods, which turns off native-objects.ts for them).
+ * The "from bytes" rows are the path a `get` over TCP takes (Scripting.serveNative: the key's
+ * bytes in, the VALUE block written into an output buffer).
  * Each case runs three rounds after a warm-up; the table shows the median, in
  * operations per second of this thread's CPU time (steadier than wall time
  * when other processes share the cores).
@@ -16,6 +18,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { latin1Bytes, latin1String } from "../src/latin1.ts";
+import { OutputBuffer } from "../src/protocol/output.ts";
 import { createScripting } from "../src/scripting/engine.ts";
 import { StoreObjectAccess } from "../src/store/object-access.ts";
 import { Store } from "../src/store/store.ts";
@@ -32,20 +36,38 @@ writeFileSync(
 function codec.unmarshal(cmd, key, k) return #table.unmarshal(getHashMap():get(storageKey("set", k)):getData()) end
 function codec.marshal(cmd, key, k) return #table.marshal(table.unmarshal(getHashMap():get(storageKey("set", k)):getData())) end`,
 );
+const luaDir = mkdtempSync(join(tmpdir(), "bench-scripting-lua-"));
+writeFileSync(
+  join(luaDir, "wrap.lua"),
+  `for _, t in ipairs({ set, map, quota }) do
+  for name, fn in pairs(t) do t[name] = function(...) return fn(...) end end
+end`,
+);
 
 const access = new StoreObjectAccess(new Store({ memoryBytes: 256 * 1024 * 1024, maxItemBytes: 32 * 1024 * 1024 }));
-// Without user scripts, the bundled set/map methods that touch one member run without Lua
-// (native-objects.ts); `--lua` gives the main engine a user script, so that every call enters Lua.
+// The bundled set/map/quota methods run without Lua (native-objects.ts) while no user script
+// changes them; `--lua` gives the main engine a script that wraps them all, so that every call enters Lua.
 const luaOnly = process.argv.includes("--lua");
-const s = await createScripting({ store: access, scriptsDir: luaOnly ? scriptsDir : undefined, timeoutMs: 10_000, memoryMb: 256 });
+const s = await createScripting({ store: access, scriptsDir: luaOnly ? luaDir : undefined, timeoutMs: 10_000, memoryMb: 256 });
 const codec = await createScripting({ store: access, scriptsDir, timeoutMs: 10_000, memoryMb: 256 });
 rmSync(scriptsDir, { recursive: true });
+rmSync(luaDir, { recursive: true });
 
 function run(key: string, engine = s): string {
   const reply = engine.handleGetKey(key);
   if (reply instanceof Promise) throw new Error(`${key} waited on other nodes`);
   return reply === null ? "null" : new TextDecoder().decode(reply);
 }
+
+const out = new OutputBuffer();
+
+/** A `get` line's key as serveNative takes it; falls back to handleGetKey as the protocol does. */
+function serve(line: Uint8Array): void {
+  out.length = 0;
+  if (s.serveNative(line, 4, line.length - 6, out) < 0) run(latin1String(line, 4, line.length - 2));
+}
+
+const getLines = (keys: string[]): Uint8Array[] => keys.map((key) => latin1Bytes(`get ${key}\r\n`));
 
 function setup(keys: string[]): void {
   for (const key of keys) {
@@ -109,6 +131,9 @@ for (const n of sizes) {
   access.set(`\x01map$m${n}`, marshalFlat(members.map((m) => [m, `v${m}`])), 0, 0);
   const exist = members.map((m) => `set:exist:s${n}:${m}`);
   const get = members.map((m) => `map:get:m${n}:${m}`);
+  const existLines = getLines(exist);
+  const getFieldLines = getLines(get);
+  const [setPut, setDelete, mapPut, mapDelete] = getLines([`set:put:s${n}:extra`, `set:delete:s${n}:extra`, `map:put:m${n}:extra:x`, `map:delete:m${n}:extra`]);
   const encoded = access.get(`\x01set$s${n}`)!.data;
   const label = `${n.toLocaleString("en-US")} members`;
   cases.push(
@@ -117,6 +142,10 @@ for (const n of sizes) {
     [`set:count, ${label}`, () => run(`set:count:s${n}`)],
     [`map:put+delete, ${label}`, (i) => run(i % 2 === 0 ? `map:put:m${n}:extra:x` : `map:delete:m${n}:extra`)],
     [`map:get, ${label}`, (i) => run(get[i % n])],
+    [`set:put+delete from bytes, ${label}`, (i) => serve(i % 2 === 0 ? setPut : setDelete)],
+    [`set:exist from bytes, ${label}`, (i) => serve(existLines[i % n])],
+    [`map:put+delete from bytes, ${label}`, (i) => serve(i % 2 === 0 ? mapPut : mapDelete)],
+    [`map:get from bytes, ${label}`, (i) => serve(getFieldLines[i % n])],
     [`  breakdown: copy out of the arena (${encoded.length} B)`, () => access.get(`\x01set$s${n}`)],
     [`  breakdown: store into the arena (${encoded.length} B)`, () => access.set(`\x01bench$${n}`, encoded, 0, 0)],
     [`  breakdown: get + unmarshal in Lua`, () => run(`codec:unmarshal:s${n}`, codec)],
