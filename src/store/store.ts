@@ -219,7 +219,11 @@ export class Store {
    * are reclaimed. Every keyed operation below takes `ns` last, Client unless said.
    */
   find(key: Uint8Array, off: number, len: number, ns = Namespace.Client): number {
-    const hash = hashKey(key, off, len);
+    return this.findHashed(key, off, len, hashKey(key, off, len), ns);
+  }
+
+  /** find, for a caller that has the key's hash already (and links a new item under it next). */
+  private findHashed(key: Uint8Array, off: number, len: number, hash: number, ns: Namespace): number {
     const word = keyWord(len, ns);
     const arena = this.arena;
     for (let it = this.table.head(hash); it !== 0; it = arena.getWord(it, F_HASH_NEXT)) {
@@ -367,7 +371,8 @@ export class Store {
       if (mode === StoreMode.Set && ns === Namespace.Client) this.delete(key, keyOff, keyLen, ns);
       return StoreResult.TooLarge;
     }
-    const existing = this.find(key, keyOff, keyLen, ns);
+    const hash = hashKey(key, keyOff, keyLen);
+    const existing = this.findHashed(key, keyOff, keyLen, hash, ns);
     if (mode === StoreMode.Add && existing !== 0) {
       this.policy.touch(existing);
       return StoreResult.NotStored;
@@ -385,7 +390,7 @@ export class Store {
     if (existing !== 0) this.dropHeldOut(existing);
     this.fillHeader(it, key, keyOff, keyLen, ns, flags, this.clock.expiryFor(exptime), dataLen);
     this.writeValue(it, 0, data, dataOff, dataLen);
-    this.link(it, hashKey(key, keyOff, keyLen));
+    this.link(it, hash);
     return StoreResult.Stored;
   }
 
@@ -610,7 +615,8 @@ export class Store {
     dataLen: number,
   ): boolean {
     if (HEADER_BYTES + keyLen + dataLen > this.maxItemBytes) return false;
-    const existing = this.find(key, keyOff, keyLen, ns);
+    const hash = hashKey(key, keyOff, keyLen);
+    const existing = this.findHashed(key, keyOff, keyLen, hash, ns);
     const it = this.allocateReplacing(existing, keyLen, dataLen);
     if (it === 0) return false;
     if (existing !== 0) this.dropHeldOut(existing);
@@ -618,7 +624,7 @@ export class Store {
     this.writeCas(it, cas);
     if (this.cells[N_NEXT_CAS] <= cas) this.cells[N_NEXT_CAS] = cas + 1;
     this.writeValue(it, 0, data, dataOff, dataLen);
-    this.link(it, hashKey(key, keyOff, keyLen));
+    this.link(it, hash);
     return true;
   }
 
@@ -656,7 +662,8 @@ export class Store {
     dataLen: number,
     ns: Namespace,
   ): StoreResult {
-    const old = this.find(key, keyOff, keyLen, ns);
+    const hash = hashKey(key, keyOff, keyLen);
+    const old = this.findHashed(key, keyOff, keyLen, hash, ns);
     if (old === 0) return StoreResult.NotStored;
     const arena = this.arena;
     const oldLen = arena.getWord(old, F_VALUE_LEN);
@@ -676,7 +683,7 @@ export class Store {
       this.writeValue(it, dataLen, oldBytes, 0, oldLen);
     }
     this.dropHeldOut(old);
-    this.link(it, hashKey(key, keyOff, keyLen));
+    this.link(it, hash);
     return StoreResult.Stored;
   }
 
