@@ -60,7 +60,6 @@ for (const [i, name] of COUNTER_NAMES.entries()) {
 
 const CURR_CONNECTIONS = COUNTER_NAMES.indexOf("curr_connections");
 
-/** Every thread's counters, one row each, in one SharedArrayBuffer. */
 /**
  * Rows start on their own 128-byte lines (two cache lines, as the adjacent-line prefetcher pairs
  * them): unpadded, one thread's bytes_read/bytes_written shared a line with the next thread's
@@ -68,6 +67,7 @@ const CURR_CONNECTIONS = COUNTER_NAMES.indexOf("curr_connections");
  */
 const ROW_STRIDE_BYTES = Math.ceil((COUNTER_NAMES.length * 8) / 128) * 128;
 
+/** Every thread's counters, one row each, in one SharedArrayBuffer. */
 export class CounterTable {
   readonly rows: Counters[];
 
