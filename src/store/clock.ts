@@ -10,8 +10,9 @@ export class Clock {
   private timer: ReturnType<typeof setInterval> | undefined;
 
   /**
-   * Attaches to `cell` (8 bytes) or to a new one set to now. A new cell is padded to two cache
-   * lines: every lookup reads it, and a cell written often beside it would make each read a miss.
+   * Attaches to `cell` (8 bytes) or to a new one set to now. A new cell is padded to 128 bytes, so
+   * that nothing allocated after it shares its cache line: every lookup reads it, and a cell
+   * written often beside it would make each read a miss.
    */
   constructor(readonly cell = new SharedArrayBuffer(128)) {
     this.seconds = new Float64Array(cell);

@@ -18,7 +18,7 @@ const RELEASES = 2;
 export class SharedLock {
   private readonly cell: Int32Array;
 
-  /** The three cells padded to two cache lines, so that no other shared cell lands beside them. */
+  /** The three cells padded to 128 bytes, so that nothing allocated after them shares their cache line. */
   static readonly BYTES = 128;
 
   constructor(readonly buffer = new SharedArrayBuffer(SharedLock.BYTES)) {
