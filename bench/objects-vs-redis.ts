@@ -23,6 +23,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { Socket, Subprocess } from "bun";
+import { exchange } from "./lib/memcache.ts";
 import { freePort, killAll, killAllOnSignal, stop, track } from "./lib/proc.ts";
 
 const { values: args } = parseArgs({
@@ -44,6 +45,8 @@ const DEPTHS = args.depths!.split(",").map(Number);
 const SIZES = [1_000, 100_000];
 const REPO_ROOT = resolve(import.meta.dir, "..");
 const QUOTA_LIMIT = "1000000000000000";
+/** A setup or check request (stats, a count, a script load) that takes longer has hung. */
+const ASK_TIMEOUT_MS = 30_000;
 
 type Protocol = "memcached" | "resp";
 
@@ -275,24 +278,8 @@ async function run(drivers: Driver[], depth: number, next: (conn: number, seq: n
 }
 
 /** One request, its whole reply as text (setup and checks). */
-async function ask(port: number, text: string, done: (reply: string) => boolean): Promise<string> {
-  let reply = "";
-  let resolveReply: (s: string) => void = () => {};
-  const got = new Promise<string>((r) => (resolveReply = r));
-  const socket = await Bun.connect({
-    hostname: "127.0.0.1",
-    port,
-    socket: {
-      data(_s, chunk) {
-        reply += Buffer.from(chunk).toString("latin1");
-        if (done(reply)) resolveReply(reply);
-      },
-    },
-  });
-  socket.write(text);
-  const result = await got;
-  socket.end();
-  return result;
+function ask(port: number, text: string, done: (reply: string) => boolean): Promise<string> {
+  return exchange(port, text, done, ASK_TIMEOUT_MS);
 }
 
 async function waitForPort(port: number, proc: Subprocess): Promise<void> {

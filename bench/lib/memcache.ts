@@ -2,6 +2,15 @@
 
 /** Sends one command line and resolves with the reply once isComplete(reply) holds. */
 export function request(port: number, line: string, isComplete: (reply: string) => boolean, timeoutMs: number): Promise<string> {
+  return exchange(port, `${line}\r\n`, isComplete, timeoutMs);
+}
+
+/**
+ * Sends `text` as it is (any protocol: memcached lines, RESP frames) on a new connection and
+ * resolves with the reply once isComplete(reply) holds; rejects after timeoutMs or on a close.
+ */
+export function exchange(port: number, text: string, isComplete: (reply: string) => boolean, timeoutMs: number): Promise<string> {
+  const shown = JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
   return new Promise<string>((resolve, reject) => {
     let reply: string = "";
     let socket: { end(): void } | undefined;
@@ -16,7 +25,7 @@ export function request(port: number, line: string, isComplete: (reply: string) 
       socket?.end();
     };
     const timer: Timer = setTimeout(
-      () => settle(new Error(`no complete reply to "${line}" within ${timeoutMs} ms; got ${JSON.stringify(reply.slice(0, 200))}`)),
+      () => settle(new Error(`no complete reply to ${shown} within ${timeoutMs} ms; got ${JSON.stringify(reply.slice(0, 200))}`)),
       timeoutMs,
     );
     Bun.connect({
@@ -25,14 +34,14 @@ export function request(port: number, line: string, isComplete: (reply: string) 
       socket: {
         open(s) {
           socket = s;
-          s.write(`${line}\r\n`);
+          s.write(text);
         },
         data(_s, chunk) {
           reply += chunk.toString("latin1");
           if (isComplete(reply)) settle(undefined);
         },
         close() {
-          settle(new Error(`connection closed before a complete reply to "${line}"`));
+          settle(new Error(`connection closed before a complete reply to ${shown}`));
         },
         error(_s, error) {
           settle(error);
