@@ -12,7 +12,7 @@ import { HEADER_BYTES, KEY_BINARY, KEY_MAX_BYTES, STALE, WIN_SENT } from "../sto
 import { DeltaResult, PEEK_NEEDS_LOCK, StoreMode, StoreResult } from "../store/store.ts";
 import { OutputBuffer } from "./output.ts";
 import * as R from "./replies.ts";
-import { hasColon, parseExptime, parseSigned, parseUnsigned, type ProtocolContext, Step } from "./text.ts";
+import { DATA_BAD_CHUNK, DATA_INCOMPLETE, hasColon, parseExptime, parseSigned, parseUnsigned, type ProtocolContext, Step } from "./text.ts";
 
 /** What the meta commands need from the text protocol that tokenized the line. */
 export interface MetaHost {
@@ -34,6 +34,8 @@ export interface MetaHost {
   forwardMeta(buf: Uint8Array, key: Uint8Array, off: number, len: number, kind: ReplyKind, dataStart: number, dataEnd: number): Step | null;
   /** Counts Lua time toward the connection's turn, so a pipeline of slow virtual keys yields. */
   spentInLua(ms: number): void;
+  /** The data block of an ms: see TextProtocol.frameData. */
+  frameData(buf: Uint8Array, nl: number, end: number, vlen: number): number;
 }
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -599,11 +601,9 @@ export class MetaCommands {
       host.swallowLeft = vlen + 2;
       return Step.Done;
     }
-    const dataStart = nl + 1;
-    if (dataStart + vlen + 2 > end) return Step.NeedMore;
-    host.next = dataStart + vlen + 2;
-    counters.cmd_set++;
-    if (buf[dataStart + vlen] !== 13 || buf[dataStart + vlen + 1] !== 10) {
+    const dataStart = host.frameData(buf, nl, end, vlen);
+    if (dataStart === DATA_INCOMPLETE) return Step.NeedMore;
+    if (dataStart === DATA_BAD_CHUNK) {
       out.put(R.R_BAD_CHUNK);
       return Step.Done;
     }

@@ -84,6 +84,10 @@ export const enum Step {
   Wait,
 }
 
+/** frameData: the data block has not all come yet. */
+export const DATA_INCOMPLETE = -1;
+/** frameData: the data block does not end in CRLF. */
+export const DATA_BAD_CHUNK = -2;
 
 const COMMAND_NAMES = ["get", "set", "gets", "add", "replace", "append", "prepend", "cas", "incr", "decr", "touch", "delete", "gat", "gats"] as const;
 
@@ -907,6 +911,20 @@ export class TextProtocol implements MetaHost {
 
   // ---- storage ----
 
+  /**
+   * The data block of a storage command (text or meta) whose line ends at `nl`, `vlen` bytes and a
+   * CRLF: DATA_INCOMPLETE while it has not all come; else the command is counted and `next` moves
+   * past the block, and the result is DATA_BAD_CHUNK when it does not end in CRLF, else where it
+   * starts.
+   */
+  frameData(buf: Uint8Array, nl: number, end: number, vlen: number): number {
+    const dataStart = nl + 1;
+    if (dataStart + vlen + 2 > end) return DATA_INCOMPLETE;
+    this.next = dataStart + vlen + 2;
+    this.ctx.counters.cmd_set++;
+    return buf[dataStart + vlen] === 13 && buf[dataStart + vlen + 1] === 10 ? dataStart : DATA_BAD_CHUNK;
+  }
+
   private update(buf: Uint8Array, nl: number, end: number, mode: StoreMode): Step {
     const out = this.out;
     const isCas = mode === StoreMode.Cas;
@@ -947,11 +965,9 @@ export class TextProtocol implements MetaHost {
       this.swallowLeft = vlen + 2;
       return Step.Done;
     }
-    const dataStart = nl + 1;
-    if (dataStart + vlen + 2 > end) return Step.NeedMore;
-    this.next = dataStart + vlen + 2;
-    counters.cmd_set++;
-    if (buf[dataStart + vlen] !== 13 || buf[dataStart + vlen + 1] !== 10) {
+    const dataStart = this.frameData(buf, nl, end, vlen);
+    if (dataStart === DATA_INCOMPLETE) return Step.NeedMore;
+    if (dataStart === DATA_BAD_CHUNK) {
       this.reply(noreply, R.R_BAD_CHUNK);
       return Step.Done;
     }
