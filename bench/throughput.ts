@@ -1,6 +1,6 @@
 // Throughput of cacheismo vs Debian's memcached under the same memcaslap load.
 //
-//   bun run bench/throughput.ts [--seconds N] [--rounds N] [--threads N] [--only <text>] [--target "<command with {port}>"]
+//   bun run bench/throughput.ts [--seconds N] [--rounds N] [--warmup N] [--threads N] [--only <text>] [--target "<command with {port}>"]
 //
 // --threads N (default 1): memcached -t N, cacheismo -t N and N memcaslap threads, unpinned; the
 // 32 B and multiget rows then use 64 connections (the multi-core issue's `memcaslap -T 2 -c 64`),
@@ -11,7 +11,10 @@
 // without a store) under the same load: what Bun itself costs, beside what cacheismo adds.
 //
 // Per workload and round, each server (memcached, then the target; reversed on even
-// rounds) is started fresh, driven by memcaslap for --seconds, and stopped. The table
+// rounds) is started fresh, warmed up by the same load for --warmup seconds (default 2, not
+// counted: cacheismo's JIT compiles its hot code in its first seconds of load, 1.3 s of compiler
+// CPU by perf, where memcached has nothing to warm), driven by memcaslap for --seconds, and
+// stopped. The table
 // keeps each server's BEST round. Per-run checks (server- and client-side hit ratio,
 // value verification, unexpected replies) are printed so a broken server can't look fast.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -83,12 +86,23 @@ function clientHitRatio(r: MemaslapResult): number | undefined {
 
 const percent = (ratio: number | undefined): string => (ratio === undefined ? "n/a" : `${(ratio * 100).toFixed(2)}%`);
 
-function parseOptions(): { seconds: number; rounds: number; threads: number; target: string; only: string; floor: boolean } {
+interface Options {
+  seconds: number;
+  rounds: number;
+  warmup: number;
+  threads: number;
+  target: string;
+  only: string;
+  floor: boolean;
+}
+
+function parseOptions(): Options {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
     options: {
       seconds: { type: "string", default: "10" },
       rounds: { type: "string", default: "2" },
+      warmup: { type: "string", default: "2" },
       threads: { type: "string", default: "1" },
       only: { type: "string", default: "" },
       floor: { type: "boolean", default: false },
@@ -98,11 +112,13 @@ function parseOptions(): { seconds: number; rounds: number; threads: number; tar
   const seconds: number = Number(values.seconds);
   const rounds: number = Number(values.rounds);
   const threads: number = Number(values.threads);
+  const warmup: number = Number(values.warmup);
+  if (!Number.isInteger(warmup) || warmup < 0) throw new Error("--warmup must be a whole number of seconds");
   if (!Number.isInteger(threads) || threads < 1) throw new Error("--threads must be a positive integer");
   if (!Number.isInteger(seconds) || seconds < 1) throw new Error("--seconds must be a positive integer");
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error("--rounds must be a positive integer");
   if (!values.target.includes("{port}")) throw new Error('--target must contain "{port}"');
-  return { seconds, rounds, threads, target: values.target, only: values.only, floor: values.floor };
+  return { seconds, rounds, warmup, threads, target: values.target, only: values.only, floor: values.floor };
 }
 
 /**
@@ -159,7 +175,8 @@ async function getCounters(port: number): Promise<{ hits: number; misses: number
  * memcached whose 64 MB is full from an earlier run answers a new run's stores with
  * "SERVER_ERROR out of memory storing object" and misses (seen with 4 KB values).
  */
-async function measure(workload: Workload, spec: ServerSpec, round: number, seconds: number, threads: number, workDir: string): Promise<Run> {
+async function measure(workload: Workload, spec: ServerSpec, round: number, options: Options, workDir: string): Promise<Run> {
+  const { seconds, warmup, threads } = options;
   const run: Run = {
     workload: workload.name,
     server: spec.name,
@@ -178,10 +195,12 @@ async function measure(workload: Workload, spec: ServerSpec, round: number, seco
   const proc: Subprocess = spawnLogged([...(pinned ? ["taskset", "-c", "0"] : []), ...argvFor(spec, port)], logPath, REPO_ROOT);
   await waitForMemcache(proc, port, logPath, STARTUP_TIMEOUT_MS); // a server that can't start ends the bench
   try {
+    const load: MemaslapLoad = threads > 1 && workload.threadedConnections !== undefined ? { ...workload, connections: workload.threadedConnections } : workload;
+    const config = join(workDir, "memaslap.cfg");
+    if (warmup > 0) await runMemaslap(port, load, warmup, config, threads, pinned ? 1 : undefined);
     const before = await getCounters(port);
     const cpuBefore = cpuTicks(proc.pid);
-    const load: MemaslapLoad = threads > 1 && workload.threadedConnections !== undefined ? { ...workload, connections: workload.threadedConnections } : workload;
-    run.result = await runMemaslap(port, load, seconds, join(workDir, "memaslap.cfg"), threads, pinned ? 1 : undefined);
+    run.result = await runMemaslap(port, load, seconds, config, threads, pinned ? 1 : undefined);
     run.peakRssBytes = peakRss(proc.pid);
     const cpuAfter = cpuTicks(proc.pid);
     if (cpuBefore && cpuAfter && run.result.ops > 0) {
@@ -252,9 +271,9 @@ const mib = (bytes: number | undefined): string => (bytes === undefined ? "n/a" 
 const fmt = (n: number | undefined): string => (n === undefined ? "failed" : n.toLocaleString("en-US"));
 
 /** Prints the tables; returns whether every run looked sound. */
-function printReport(runs: Run[], rounds: number, workloads: Workload[]): boolean {
+function printReport(runs: Run[], rounds: number, warmup: number, workloads: Workload[]): boolean {
   const floor: boolean = runs.some((r) => r.server === FLOOR);
-  console.log(`## Throughput (best of ${rounds} rounds per server)\n`);
+  console.log(`## Throughput (best of ${rounds} rounds per server, each after a ${warmup} s warm-up not counted)\n`);
   console.log(`| workload | memcached ops/s | cacheismo ops/s | ratio (ours/memcached) |${floor ? " bun floor ops/s | floor/memcached |" : ""}`);
   console.log(`| --- | ---: | ---: | ---: |${floor ? " ---: | ---: |" : ""}`);
   const ratio = (a: number | undefined, b: number | undefined): string => (a !== undefined && b ? (a / b).toFixed(2) : "n/a");
@@ -298,10 +317,10 @@ async function main(): Promise<void> {
       for (let round = 1; round <= options.rounds; round++) {
         // Alternate who goes first so slow drift (thermal, noisy neighbours) hits both alike.
         const order: ServerSpec[] = round % 2 === 1 ? servers : [...servers].reverse();
-        for (const spec of order) runs.push(await measure(workload, spec, round, options.seconds, options.threads, workDir));
+        for (const spec of order) runs.push(await measure(workload, spec, round, options, workDir));
       }
     }
-    clean = printReport(runs, options.rounds, workloads);
+    clean = printReport(runs, options.rounds, options.warmup, workloads);
   } finally {
     await killAll();
     if (clean) rmSync(workDir, { recursive: true, force: true });
