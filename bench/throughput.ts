@@ -12,11 +12,11 @@
 //
 // Per workload and round, each server (memcached, then the target; reversed on even
 // rounds) is started fresh, warmed up by the same load for --warmup seconds (default 2, not
-// counted: cacheismo's JIT compiles its hot code in its first seconds of load, 1.3 s of compiler
-// CPU by perf, where memcached has nothing to warm), driven by memcaslap for --seconds, and
-// stopped. The table
-// keeps each server's BEST round. Per-run checks (server- and client-side hit ratio,
-// value verification, unexpected replies) are printed so a broken server can't look fast.
+// counted: cacheismo's JIT compiles its hot code in its first 2-3 s under load, 0.4-0.8 s of
+// compiler CPU by perf, where memcached has nothing to warm), driven by memcaslap for --seconds,
+// and stopped. The table keeps each server's BEST round. Per-run checks (server- and
+// client-side hit ratio, value verification, unexpected replies) are printed so a broken server
+// can't look fast.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
