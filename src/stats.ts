@@ -2,6 +2,7 @@
  * Server counters under memcached's stat names (dashboards depend on them: never rename one),
  * per thread in shared memory, and the text of each `stats` group.
  */
+import { defineCellAccessors } from "./cell-accessors.ts";
 import type { Config } from "./config.ts";
 import type { Store } from "./store/store.ts";
 import { VERSION } from "./version.ts";
@@ -47,16 +48,7 @@ export interface Counters extends Record<CounterName, number> {}
 export class Counters {
   constructor(readonly cells: Float64Array = new Float64Array(new SharedArrayBuffer(COUNTER_NAMES.length * 8))) {}
 }
-for (const [i, name] of COUNTER_NAMES.entries()) {
-  Object.defineProperty(Counters.prototype, name, {
-    get(this: Counters) {
-      return this.cells[i];
-    },
-    set(this: Counters, value: number) {
-      this.cells[i] = value;
-    },
-  });
-}
+defineCellAccessors(Counters.prototype, COUNTER_NAMES.map((name, i) => [name, i] as const));
 
 const CURR_CONNECTIONS = COUNTER_NAMES.indexOf("curr_connections");
 

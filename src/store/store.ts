@@ -4,6 +4,7 @@
  * per item. Owns item lifetime, expiry, CAS and memory accounting.
  */
 import { copyBytes } from "../bytes.ts";
+import { defineCellAccessors } from "../cell-accessors.ts";
 import { parseCounter } from "../decimal.ts";
 import { Arena, type ArenaMemory, createArenaMemory, UNIT_BYTES, unitsFor } from "./arena.ts";
 import { Clock } from "./clock.ts";
@@ -144,16 +145,7 @@ export interface StoreCounters extends Record<keyof typeof COUNTER_CELLS, number
 export class StoreCounters {
   constructor(readonly cells: Float64Array) {}
 }
-for (const [name, cell] of Object.entries(COUNTER_CELLS)) {
-  Object.defineProperty(StoreCounters.prototype, name, {
-    get(this: StoreCounters) {
-      return this.cells[cell];
-    },
-    set(this: StoreCounters, value: number) {
-      this.cells[cell] = value;
-    },
-  });
-}
+defineCellAccessors(StoreCounters.prototype, Object.entries(COUNTER_CELLS));
 
 const U64_WRAP = 18446744073709551616n;
 
