@@ -4,9 +4,10 @@
  * several microseconds before the method does anything, a hash lookup here a fraction of one,
  * and a listing is sorted and written into its reply once. Same objects, same
  * replies: the object is the same append log core.lua reads and writes (marshal pairs, a nil
- * value removes a key), decoded once per thread and kept up to date by (version, length) through
- * readLog, so this cache, the Lua states' caches and other threads all see one object in the
- * arena. Runs under the objects lock, as a Lua call does.
+ * value removes a key), copied and indexed once per thread (object-index.ts: typed arrays, no
+ * string per member) and kept up to date by (version, length) through readLog, so this cache,
+ * the Lua states' caches and other threads all see one object in the arena. Runs under the
+ * objects lock, as a Lua call does.
  *
  * Only for the bundled types user scripts have not changed (IntactTypes): a user script may
  * replace or wrap a bundled method (set.put = ...), and then every call of that type must go to
@@ -14,29 +15,20 @@
  * nested table, an exception) is left to Lua too, which runs the call from the start.
  *
  * The common calls (one member, a count, a quota check) are also served straight from the
- * request bytes into the connection's output (serve): no key string, no reply array.
+ * request bytes into the connection's output (serve): no key string, no member string, no reply
+ * array; the member's bytes are looked up and appended as they are.
  */
 import { latin1Bytes, latin1String, writeLatin1 } from "../latin1.ts";
 import type { OutputBuffer } from "../protocol/output.ts";
+import { NotFlat, ObjectIndex, T_NIL, T_NUMBER, T_STRING, readU32, valueOffset } from "./object-index.ts";
 import type { ObjectLogs } from "./object-logs.ts";
 import { ScriptFailure } from "./script-runtime.ts";
 import type { ObjectStoreAccess } from "./store-access.ts";
 
-type Value = string | number | boolean;
-
 interface Entry {
   version: number;
-  length: number;
-  /**
-   * Members of a set (value 1), fields of a map (their values). A removed key stays, undefined,
-   * until the object is compacted: JavaScriptCore's Map slows down in proportion to the times
-   * one key was deleted and added again, until it rehashes.
-   */
-  members: Map<string, Value | undefined>;
-  /** Keys with a value. */
-  count: number;
-  /** Pairs in the log: `count` of them live, the rest replaced or removed. */
-  records: number;
+  /** The object's log and its index: a change is applied here, then appended to the item. */
+  index: ObjectIndex;
   /**
    * The store's change count and clock second when the entry was last seen to match the item
    * (changes -1: unknown). While both are the same, no thread can have changed the item.
@@ -60,33 +52,40 @@ const TYPE_BIT = Object.fromEntries(NATIVE_TYPES.map((type, i) => [type, 1 << i]
 export const NOT_SERVED = -1;
 export const SERVED = 0;
 
-/** The methods serve takes from the bytes; the rest (listings, new, reset...) come by handle. */
+/** The methods serve takes from the bytes; the rest (listings, union...) come by handle. */
 const SERVED_METHODS: Readonly<Record<NativeType, readonly string[]>> = {
   set: ["exist", "put", "delete", "count", "exists"],
   map: ["get", "put", "delete", "count"],
   quota: ["addandcheck"],
 };
 
-const MAGIC = 0x8e;
-const T_NIL = 0;
-const T_BOOLEAN = 1;
-const T_NUMBER = 3;
-const T_STRING = 4;
+/** Every method run here; any other (new, reset, a user's) goes to Lua. */
+const HANDLED_METHODS: Readonly<Record<NativeType, readonly string[]>> = {
+  set: [...SERVED_METHODS.set, "getall", "union", "intersection"],
+  map: [...SERVED_METHODS.map, "getkeys", "getvalues", "getall"],
+  quota: SERVED_METHODS.quota,
+};
+
 const CR = 13;
 const LF = 10;
 const COLON = 58;
 const VALUE_SPACE = latin1Bytes("VALUE ");
+const FIELD_SEPARATOR = latin1Bytes(" : ");
+const QUOTA_COUNT = latin1Bytes("count");
+const QUOTA_LIMIT = latin1Bytes("limit");
+const QUOTA_EXPIRES_AT = latin1Bytes("expiresAt");
 /** Dead pairs tolerated beyond the live ones before a compaction (as core.lua). */
 const COMPACT_SLACK = 8;
 const MAX_ENTRIES = 256;
 /** Amounts served here: whole numbers that stay exact as doubles, as quota.lua's finiteDecimal reads them. */
-const WHOLE_AMOUNT = /^\d{1,15}$/;
+const MAX_AMOUNT_DIGITS = 15;
 
-/** Thrown by decodePairs for a log it does not read (left to Lua). */
-class NotFlat extends Error {}
-
-/** What one call's reply is: a value for a VALUE block, a whole reply (a listing), a failure, or null (left to Lua). */
-type Reply = string | Uint8Array | ScriptFailure | null;
+/**
+ * What one call's reply is: a value for a VALUE block (a constant string, or REPLY_BYTES: the
+ * bytes the call wrote into replyBytes), a whole reply (a listing), a failure, or null (left to Lua).
+ */
+type Reply = string | typeof REPLY_BYTES | Uint8Array | ScriptFailure | null;
+const REPLY_BYTES = 1;
 
 export class NativeObjects {
   private readonly cache = new Map<string, Entry>();
@@ -98,6 +97,11 @@ export class NativeObjects {
   private recentKey = new Uint8Array(64);
   private recentKeyLength = -1;
   private recentSkey = "";
+  /** handle's key, as bytes. */
+  private keyBytes = new Uint8Array(256);
+  /** A REPLY_BYTES reply's value: replyBytes[0, replyLength). */
+  private replyBytes = new Uint8Array(256);
+  private replyLength = 0;
 
   constructor(
     private readonly store: ObjectStoreAccess,
@@ -110,25 +114,15 @@ export class NativeObjects {
 
   /** The reply block, or null when the key is not one of the methods served here (or its type is not intact). */
   handle(key: string, types: IntactTypes): Uint8Array | ScriptFailure | null {
-    // Segments as dispatch.lua splits them: every ':' splits, a trailing ':' adds nothing.
-    const c1 = key.indexOf(":");
-    const type = nativeType(key.substring(0, c1));
-    if (type === null || (types.intactTypes & TYPE_BIT[type]) === 0) return null;
-    const c2 = key.indexOf(":", c1 + 1);
-    if (c2 < 0) return null;
-    const objectKey = segmentAt(key, c2 + 1);
-    if (objectKey === undefined) return null;
-    const call = this.call;
-    call.key = key;
-    call.type = type;
-    call.method = key.substring(c1 + 1, c2);
-    call.skey = `\x01${type}$${objectKey}`;
-    call.arg = segmentAt(key, nextSegment);
-    call.value = call.arg === undefined ? undefined : segmentAt(key, nextSegment);
-    if (type === "map" && call.value === undefined && key.endsWith(":")) call.value = "";
+    if (key.length > this.keyBytes.length) this.keyBytes = new Uint8Array(key.length * 2);
+    const buf = this.keyBytes;
+    const end = writeLatin1(buf, 0, key);
+    if (!this.parse(buf, 0, end, types, HANDLED_METHODS)) return null;
+    this.call.key = key;
     const reply = this.attempt();
     if (reply === null || reply instanceof ScriptFailure || reply instanceof Uint8Array) return reply;
-    return valueBlock(key, reply);
+    if (reply === REPLY_BYTES) return blockOf(key, this.replyBytes, this.replyLength);
+    return blockOf(key, latin1Bytes(reply), reply.length);
   }
 
   /**
@@ -138,41 +132,64 @@ export class NativeObjects {
    * is stored.
    */
   serve(buf: Uint8Array, k: number, klen: number, out: OutputBuffer, types: IntactTypes): number | ScriptFailure {
-    const end = k + klen;
-    const type = typeAt(buf, k, end);
-    if (type === null || (types.intactTypes & TYPE_BIT[type]) === 0) return NOT_SERVED;
-    const methodStart = k + type.length + 1;
-    const methodEnd = colonAt(buf, methodStart, end);
-    const method = methodEnd < 0 ? null : servedMethod(type, buf, methodStart, methodEnd);
-    if (method === null || methodEnd + 1 >= end) return NOT_SERVED;
-    const objectEnd = colonAt(buf, methodEnd + 1, end);
-    const call = this.call;
-    call.key = "";
-    call.type = type;
-    call.method = method;
-    call.skey = this.storageKey(type, buf, methodEnd + 1, objectEnd < 0 ? end : objectEnd);
-    call.arg = objectEnd < 0 ? undefined : byteSegmentAt(buf, objectEnd + 1, end);
-    call.value = call.arg === undefined ? undefined : byteSegmentAt(buf, nextSegment, end);
-    if (type === "map" && call.value === undefined && buf[end - 1] === COLON) call.value = "";
+    if (!this.parse(buf, k, k + klen, types, SERVED_METHODS)) return NOT_SERVED;
+    this.call.key = "";
     const reply = this.attempt();
     if (reply === null || reply instanceof ScriptFailure) return reply ?? NOT_SERVED;
     // A value: the listings, the only calls that answer whole blocks, are not among SERVED_METHODS.
-    putValueBlock(out, buf, k, klen, reply as string);
+    if (reply === REPLY_BYTES) putValueBlock(out, buf, k, klen, null, this.replyBytes, this.replyLength);
+    else putValueBlock(out, buf, k, klen, reply as string, this.replyBytes, 0);
     return SERVED;
   }
 
-  /** The call in progress (one at a time: nothing here waits), as handle or serve parsed it. */
+  /** The call in progress (one at a time: nothing here waits), as parse read it. */
   private readonly call = {
     /** The virtual key (handle only: the listings serve leaves to it name it in their reply). */
     key: "",
+    /** The key's bytes, where the argument and the value are. */
+    buf: new Uint8Array(0),
     type: "set" as NativeType,
     method: "",
     skey: "",
     /** The second set of a union or intersection, "" when none. */
     skey2: "",
-    arg: undefined as string | undefined,
-    value: undefined as string | undefined,
+    /** The argument (member, field, amount, other set) at buf[argFrom, argTo); argFrom -1 when none. */
+    argFrom: -1,
+    argTo: -1,
+    /** A map value at buf[valueFrom, valueTo); valueFrom -1 when none. */
+    valueFrom: -1,
+    valueTo: -1,
   };
+
+  /**
+   * Reads the call of the key buf[k, end) into `call` when its type is intact and its method one
+   * of `methods`. Segments as dispatch.lua splits them: every ':' splits, a trailing ':' adds nothing.
+   */
+  private parse(buf: Uint8Array, k: number, end: number, types: IntactTypes, methods: Readonly<Record<NativeType, readonly string[]>>): boolean {
+    const type = typeAt(buf, k, end);
+    if (type === null || (types.intactTypes & TYPE_BIT[type]) === 0) return false;
+    const methodStart = k + type.length + 1;
+    const methodEnd = colonAt(buf, methodStart, end);
+    const method = methodEnd < 0 ? null : methodIn(methods[type], buf, methodStart, methodEnd);
+    if (method === null || methodEnd + 1 >= end) return false;
+    const objectEnd = colonAt(buf, methodEnd + 1, end);
+    const call = this.call;
+    call.buf = buf;
+    call.type = type;
+    call.method = method;
+    call.skey = this.storageKey(type, buf, methodEnd + 1, objectEnd < 0 ? end : objectEnd);
+    call.argFrom = call.argTo = call.valueFrom = call.valueTo = -1;
+    if (objectEnd >= 0 && objectEnd + 1 < end) {
+      call.argFrom = objectEnd + 1;
+      call.argTo = segmentEnd(buf, call.argFrom, end);
+      if (call.argTo + 1 < end) {
+        call.valueFrom = call.argTo + 1;
+        call.valueTo = segmentEnd(buf, call.valueFrom, end);
+      }
+    }
+    if (type === "map" && call.valueFrom < 0 && buf[end - 1] === COLON) call.valueFrom = call.valueTo = end;
+    return true;
+  }
 
   /** Runs the call in progress under the objects lock; null when it is left to Lua. */
   private attempt(): Reply {
@@ -193,10 +210,10 @@ export class NativeObjects {
 
   /** Runs the call in progress, objects lock held. */
   private readonly run = (): Reply => {
-    const { type, method, skey, arg, value } = this.call;
-    if (type === "quota") return this.quotaMethod(skey, method, arg);
-    if (type === "set") return this.setMethod(skey, method, arg);
-    return this.mapMethod(skey, method, arg, value);
+    const { type, method, skey } = this.call;
+    if (type === "quota") return this.quotaMethod(skey);
+    if (type === "set") return this.setMethod(skey, method);
+    return this.mapMethod(skey, method);
   };
 
   /** "\x01<type>$<objectKey>" for the object key buf[from, to), made only when it is not the one seen last. */
@@ -210,59 +227,65 @@ export class NativeObjects {
     this.recentKey.set(buf.subarray(from, to));
     this.recentType = type;
     this.recentKeyLength = length;
-    this.recentSkey = `\x01${type}$${latin1Slice(buf, from, to)}`;
+    this.recentSkey = `\x01${type}$${latin1String(buf, from, to)}`;
     return this.recentSkey;
   }
 
-  private setMethod(skey: string, method: string, element: string | undefined): Reply {
+  private setMethod(skey: string, method: string): Reply {
+    const { buf, argFrom, argTo } = this.call;
     if (method === "getall") return this.listing(skey, "keys");
-    if (method === "union" || method === "intersection") return element === undefined ? null : this.combine(skey, method, element);
-    if (method !== "count" && (element === undefined || (method !== "put" && method !== "delete" && method !== "exist" && method !== "exists"))) return null;
+    if (method === "union" || method === "intersection") return argFrom < 0 ? null : this.combine(skey, method, latin1String(buf, argFrom, argTo));
+    if (method !== "count" && argFrom < 0) return null;
     const entry = this.take(skey);
     if (entry === null) return "ERROR_CACHE_MISS";
-    let reply: string;
-    let failure: ScriptFailure | null = null;
-    if (method === "count") reply = String(entry.count);
-    else if (method === "exist" || method === "exists") reply = entry.members.get(element!) !== undefined ? "EXISTS" : "NOT_FOUND";
-    else {
-      reply = "SUCCESS";
-      const has = entry.members.get(element!) !== undefined;
-      if (method === "put" && !has) failure = this.change(skey, entry, element!, 1, false);
-      else if (method === "delete" && has) failure = this.change(skey, entry, element!, undefined, true);
-    }
-    if (failure !== null) {
-      this.drop(skey);
-      return failure;
-    }
-    this.keep(skey, entry);
-    return reply;
+    const index = entry.index;
+    if (method === "count") return this.kept(skey, entry, String(index.count));
+    const has = index.typeOf(buf, argFrom, argTo) !== T_NIL;
+    if (method === "exist" || method === "exists") return this.kept(skey, entry, has ? "EXISTS" : "NOT_FOUND");
+    if (method === "put" && !has) return this.change(skey, entry, index.appendNumber(buf, argFrom, argTo, 1), "SUCCESS");
+    if (method === "delete" && has) return this.change(skey, entry, index.appendNil(buf, argFrom, argTo), "SUCCESS");
+    return this.kept(skey, entry, "SUCCESS");
   }
 
-  private mapMethod(skey: string, method: string, field: string | undefined, value: string | undefined): Reply {
+  private mapMethod(skey: string, method: string): Reply {
+    const { buf, argFrom, argTo, valueFrom, valueTo } = this.call;
     if (method === "getkeys") return this.listing(skey, "keys");
     if (method === "getvalues") return this.listing(skey, "values");
     if (method === "getall") return this.listing(skey, "pairs");
-    if (method !== "count" && (field === undefined || (method !== "put" && method !== "delete" && method !== "get"))) return null;
+    if (method !== "count" && argFrom < 0) return null;
     const entry = this.take(skey);
     if (entry === null) return "ERROR_CACHE_MISS";
-    let reply = "SUCCESS";
-    let failure: ScriptFailure | null = null;
-    const current = method === "count" ? undefined : entry.members.get(field!);
-    if (method === "count") reply = String(entry.count);
-    else if (method === "get") {
-      if (current !== undefined && typeof current !== "string") {
-        this.keep(skey, entry);
-        return null;
-      }
-      reply = current === undefined ? "NOT_FOUND" : `${field} : ${current}`;
-    } else if (method === "put" && current !== value) failure = this.change(skey, entry, field!, value, current !== undefined);
-    else if (method === "delete" && current !== undefined) failure = this.change(skey, entry, field!, undefined, true);
-    if (failure !== null) {
-      this.drop(skey);
-      return failure;
+    const index = entry.index;
+    if (method === "count") return this.kept(skey, entry, String(index.count));
+    const pair = index.find(buf, argFrom, argTo);
+    const value = pair < 0 ? -1 : valueOffset(index.log, pair);
+    const type = value < 0 ? T_NIL : index.log[value];
+    if (method === "get") {
+      if (type === T_NIL) return this.kept(skey, entry, "NOT_FOUND");
+      // Lua prints numbers and booleans its own way.
+      if (type !== T_STRING) return this.kept(skey, entry, null);
+      this.replyFieldValue(buf, argFrom, argTo, index.log, value + 5, value + 5 + readU32(index.log, value + 1));
+      return this.kept(skey, entry, REPLY_BYTES);
     }
-    this.keep(skey, entry);
-    return reply;
+    if (method === "put") {
+      if (valueFrom < 0) return this.kept(skey, entry, null);
+      if (type === T_STRING && stringIs(index.log, value, buf, valueFrom, valueTo)) return this.kept(skey, entry, "SUCCESS");
+      return this.change(skey, entry, index.appendString(buf, argFrom, argTo, buf, valueFrom, valueTo), "SUCCESS");
+    }
+    if (type !== T_NIL) return this.change(skey, entry, index.appendNil(buf, argFrom, argTo), "SUCCESS");
+    return this.kept(skey, entry, "SUCCESS");
+  }
+
+  /** "<field> : <value>" into replyBytes, as map.lua's get answers. */
+  private replyFieldValue(buf: Uint8Array, from: number, to: number, log: Uint8Array, vFrom: number, vTo: number): void {
+    const length = to - from + FIELD_SEPARATOR.length + vTo - vFrom;
+    if (length > this.replyBytes.length) this.replyBytes = new Uint8Array(length * 2);
+    const out = this.replyBytes;
+    let at = 0;
+    for (let i = from; i < to; i++) out[at++] = buf[i];
+    for (let i = 0; i < FIELD_SEPARATOR.length; i++) out[at++] = FIELD_SEPARATOR[i];
+    for (let i = vFrom; i < vTo; i++) out[at++] = log[i];
+    this.replyLength = at;
   }
 
   /**
@@ -274,17 +297,18 @@ export class NativeObjects {
     const entry = this.take(skey);
     if (entry === null) return "ERROR_CACHE_MISS";
     this.keep(skey, entry);
-    const members = entry.members;
-    const keys: string[] = [];
-    for (const [k, v] of members) {
-      if (v === undefined) continue;
-      if (kind !== "keys" && typeof v !== "string") return null;
-      keys.push(k);
-    }
-    keys.sort();
-    const key = this.call.key;
-    if (kind === "keys") return linesBlock(key, keys);
-    return linesBlock(key, keys.map(kind === "values" ? (k) => members.get(k) as string : (k) => `${k} : ${members.get(k)}`));
+    const { log } = entry.index;
+    const rows: { key: string; value: string }[] = [];
+    let flat = true;
+    entry.index.forEachLive((pair) => {
+      const value = valueOffset(log, pair);
+      if (kind !== "keys" && log[value] !== T_STRING) flat = false;
+      const valueText = kind === "keys" || !flat ? "" : latin1String(log, value + 5, value + 5 + readU32(log, value + 1));
+      rows.push({ key: latin1String(log, pair + 5, value), value: valueText });
+    });
+    if (!flat) return null;
+    rows.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return linesBlock(this.call.key, rows.map(kind === "keys" ? (r) => r.key : kind === "values" ? (r) => r.value : (r) => `${r.key} : ${r.value}`));
   }
 
   /** set:union and set:intersection (set.lua): both sets must be stored; the result sorted. */
@@ -297,8 +321,15 @@ export class NativeObjects {
     if (b !== null && skey2 !== skey) this.keep(skey2, b);
     if (a === null || b === null) return "ERROR_CACHE_MISS";
     const out: string[] = [];
-    for (const [k, v] of a.members) if (v !== undefined && (method === "union" || b.members.get(k) !== undefined)) out.push(k);
-    if (method === "union") for (const [k, v] of b.members) if (v !== undefined && a.members.get(k) === undefined) out.push(k);
+    const collect = (from: ObjectIndex, other: ObjectIndex, wanted: boolean) =>
+      from.forEachLive((pair) => {
+        const keyEnd = valueOffset(from.log, pair);
+        if ((other.typeOf(from.log, pair + 5, keyEnd) !== T_NIL) === wanted) out.push(latin1String(from.log, pair + 5, keyEnd));
+      });
+    if (method === "union") {
+      a.index.forEachLive((pair) => out.push(latin1String(a.index.log, pair + 5, valueOffset(a.index.log, pair))));
+      collect(b.index, a.index, false);
+    } else collect(a.index, b.index, true);
     return linesBlock(this.call.key, out.sort());
   }
 
@@ -306,92 +337,82 @@ export class NativeObjects {
    * quota:addandcheck within the current window, by a whole amount (quota.lua). A new window, a
    * fractional or invalid amount, and reset are left to Lua.
    */
-  private quotaMethod(skey: string, method: string, amount: string | undefined): Reply {
-    if (method !== "addandcheck" || (amount !== undefined && !WHOLE_AMOUNT.test(amount))) return null;
+  private quotaMethod(skey: string): Reply {
+    const { buf, argFrom, argTo } = this.call;
+    const n = argFrom < 0 ? 1 : wholeAmount(buf, argFrom, argTo);
+    if (n < 0) return null;
     const entry = this.take(skey);
     if (entry === null) return "ERROR_CACHE_MISS";
-    const count = entry.members.get("count");
-    const limit = entry.members.get("limit");
-    const expiresAt = entry.members.get("expiresAt");
-    if (typeof count !== "number" || typeof limit !== "number" || typeof expiresAt !== "number" || Math.floor(this.now() / 1000) >= expiresAt) {
-      this.keep(skey, entry);
-      return null;
-    }
-    const n = amount === undefined ? 1 : Number(amount);
-    if (count + n > limit) {
-      this.keep(skey, entry);
-      return "QUOTA_EXCEEDED";
-    }
-    const failure = this.change(skey, entry, "count", count + n, true);
-    if (failure !== null) {
-      this.drop(skey);
-      return failure;
-    }
+    const index = entry.index;
+    const count = numberOf(index, QUOTA_COUNT);
+    const limit = numberOf(index, QUOTA_LIMIT);
+    const expiresAt = numberOf(index, QUOTA_EXPIRES_AT);
+    if (count === null || limit === null || expiresAt === null || Math.floor(this.now() / 1000) >= expiresAt) return this.kept(skey, entry, null);
+    if (count + n > limit) return this.kept(skey, entry, "QUOTA_EXCEEDED");
+    return this.change(skey, entry, index.appendNumber(QUOTA_COUNT, 0, QUOTA_COUNT.length, count + n), "QUOTA_OK");
+  }
+
+  /** Keeps the entry (the call changed nothing) and answers reply. */
+  private kept(skey: string, entry: Entry, reply: Reply): Reply {
     this.keep(skey, entry);
-    return "QUOTA_OK";
+    return reply;
   }
 
   /**
-   * Applies key = value (undefined removes it; `had`: whether the key has a value now) and
-   * appends it to the object's log, or stores the object compacted when the log is mostly dead.
-   * On failure the entry is dropped (the store still has the object as it was).
+   * Stores the change the entry's index has just taken as the pair at `pair` (the log's end
+   * before it): appended to the object's log, or the object stored compacted when the log is
+   * mostly dead. Answers reply, or the failure (the entry dropped: the store still has the
+   * object as it was).
    */
-  private change(skey: string, entry: Entry, k: string, v: string | number | undefined, had: boolean): ScriptFailure | null {
-    const members = entry.members;
-    members.set(k, v);
-    entry.count += (v !== undefined ? 1 : 0) - (had ? 1 : 0);
-    entry.records++;
+  private change(skey: string, entry: Entry, pair: number, reply: Reply): Reply {
+    const index = entry.index;
     const changes = this.changeCount();
     const seconds = this.clockSeconds();
     let state = null;
-    if (entry.records - entry.count <= entry.count + COMPACT_SLACK) {
-      state = this.logs.append(skey, entry.version, entry.length, encodePair(k, v));
-      if (state === 0) return new ScriptFailure("out of memory storing object");
+    if (index.records - index.count <= index.count + COMPACT_SLACK) {
+      state = this.logs.append(skey, entry.version, pair, index.log.subarray(pair, index.length));
+      if (state === 0) return this.failed(skey);
     }
     if (state === null) {
       // Compaction, or the item changed under this call (evicted meanwhile): store it whole.
-      // Replaced values leave no key behind; only removed ones do.
-      if (members.size !== entry.count) entry.members = live(members);
-      state = this.logs.store(skey, encodeWhole(entry.members));
-      if (state === 0) return new ScriptFailure("out of memory storing object");
-      entry.records = entry.count;
+      const log = index.compact();
+      state = this.logs.store(skey, log.subarray(0, index.length));
+      if (state === 0) return this.failed(skey);
     }
     entry.version = state.version;
-    entry.length = state.length;
     this.seen(entry, changes, seconds);
     this.stored = true;
-    return null;
+    this.keep(skey, entry);
+    return reply;
+  }
+
+  private failed(skey: string): ScriptFailure {
+    this.drop(skey);
+    return new ScriptFailure("out of memory storing object");
   }
 
   /**
    * The entry of the object, up to date with the store, or null when it is missing. The entry
-   * stays in the map while in use (deleting and adding one key again and again slows a
-   * JavaScriptCore Map down), but out of cachedBytes until keep; a call that does not keep it
-   * drops it.
+   * stays in the map while in use, but out of cachedBytes until keep; a call that does not keep
+   * it drops it.
    */
   private take(skey: string): Entry | null {
     let entry = this.cache.get(skey);
     if (entry !== undefined) {
-      this.cachedBytes -= entry.length;
+      this.cachedBytes -= entry.index.length;
       // Nothing in the store changed since the entry was last seen to match: no need to look (nor
       // to tell the LRU of this read: the read that last looked did, and nothing ran since).
       if (entry.changes !== -1 && entry.changes === this.changeCount() && entry.seconds === this.clockSeconds()) return entry;
     }
     const changes = this.changeCount();
     const seconds = this.clockSeconds();
-    const read = this.logs.read(skey, entry?.version ?? -1, entry?.length ?? 0);
+    const read = this.logs.read(skey, entry?.version ?? -1, entry?.index.length ?? 0);
     if (read === null) {
       if (entry !== undefined) this.cache.delete(skey);
       return null;
     }
-    if (read.from === 0) {
-      if (read.bytes[0] !== MAGIC) throw new NotFlat();
-      entry = { version: read.version, length: read.length, members: new Map(), count: 0, records: 0, changes: -1, seconds: 0 };
-      decodePairs(read.bytes, 1, entry);
-    } else if (read.length > entry!.length) {
-      decodePairs(read.bytes, 0, entry!);
-      entry!.length = read.length;
-    }
+    if (read.from === 0) entry = { version: read.version, index: new ObjectIndex(read.bytes), changes: -1, seconds: 0 };
+    else if (read.length > entry!.index.length) entry!.index.extend(read.bytes);
     this.seen(entry!, changes, seconds);
     return entry!;
   }
@@ -419,26 +440,23 @@ export class NativeObjects {
   /** Puts the entry back in the cache; starts over empty when the cache is full, as core.lua's. */
   private keep(skey: string, entry: Entry): void {
     const cached = this.cache.get(skey);
-    if (entry.length > this.budgetBytes) {
+    const bytes = entry.index.length;
+    if (bytes > this.budgetBytes) {
       if (cached !== undefined) this.cache.delete(skey);
       return;
     }
-    if ((cached === undefined && this.cache.size >= MAX_ENTRIES) || this.cachedBytes + entry.length > this.budgetBytes) {
+    if ((cached === undefined && this.cache.size >= MAX_ENTRIES) || this.cachedBytes + bytes > this.budgetBytes) {
       this.cache.clear();
       this.cachedBytes = 0;
     }
     if (this.cache.get(skey) !== entry) this.cache.set(skey, entry);
-    this.cachedBytes += entry.length;
+    this.cachedBytes += bytes;
   }
 
   /** Forgets a taken entry the call did not keep (its object may differ from the store's). */
   private drop(skey: string): void {
     this.cache.delete(skey);
   }
-}
-
-function nativeType(name: string): NativeType | null {
-  return name === "set" || name === "map" || name === "quota" ? name : null;
 }
 
 /** The bundled type whose name and ':' start buf[k, end), or null. */
@@ -448,9 +466,8 @@ function typeAt(buf: Uint8Array, k: number, end: number): NativeType | null {
   return type !== null && k + type.length < end && buf[k + type.length] === COLON && bytesAre(buf, k, k + type.length, type) ? type : null;
 }
 
-/** The method buf[from, to) names when serve takes it for the type: the literal, no new string. */
-function servedMethod(type: NativeType, buf: Uint8Array, from: number, to: number): string | null {
-  const methods = SERVED_METHODS[type];
+/** The one of `methods` buf[from, to) names: the literal, no new string. */
+function methodIn(methods: readonly string[], buf: Uint8Array, from: number, to: number): string | null {
   for (let i = 0; i < methods.length; i++) if (bytesAre(buf, from, to, methods[i])) return methods[i];
   return null;
 }
@@ -467,11 +484,35 @@ function colonAt(buf: Uint8Array, from: number, end: number): number {
   return -1;
 }
 
-/** Buffer's latin1 decoder, which takes any Uint8Array (Buffer.from to get a Buffer first costs as much again). */
-const bufferLatin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, from: number, to: number): string }).latin1Slice;
+/** Where the segment that starts at `from` ends: the next ':', or end. */
+function segmentEnd(buf: Uint8Array, from: number, end: number): number {
+  const colon = colonAt(buf, from, end);
+  return colon < 0 ? end : colon;
+}
 
-function latin1Slice(buf: Uint8Array, from: number, to: number): string {
-  return bufferLatin1Slice.call(buf, from, to);
+/** Whether the T_STRING value at `value` in log is the bytes buf[from, to). */
+function stringIs(log: Uint8Array, value: number, buf: Uint8Array, from: number, to: number): boolean {
+  if (readU32(log, value + 1) !== to - from) return false;
+  for (let i = from, at = value + 5; i < to; i++, at++) if (log[at] !== buf[i]) return false;
+  return true;
+}
+
+/** The amount buf[from, to) when it is a whole number of 1 to 15 digits, else -1. */
+function wholeAmount(buf: Uint8Array, from: number, to: number): number {
+  if (to <= from || to - from > MAX_AMOUNT_DIGITS) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = buf[i] - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/** The number the object holds under key, or null when it holds none (or something else). */
+function numberOf(index: ObjectIndex, key: Uint8Array): number | null {
+  const pair = index.find(key, 0, key.length);
+  return pair >= 0 && index.log[valueOffset(index.log, pair)] === T_NUMBER ? index.numberAt(pair) : null;
 }
 
 /** The most bytes `VALUE ` , " 0 ", the length and the two CRLFs of a VALUE block take. */
@@ -482,14 +523,18 @@ const CONSTANT_TAILS = new Map(
   ["EXISTS", "NOT_FOUND", "SUCCESS", "ERROR_CACHE_MISS", "QUOTA_OK", "QUOTA_EXCEEDED"].map((value) => [value, latin1Bytes(` 0 ${value.length}\r\n${value}\r\n`)]),
 );
 
-/** `VALUE <key> 0 <len>\r\n<value>\r\n` into out: the key as the request's bytes, the value a latin1 string. */
-function putValueBlock(out: OutputBuffer, buf: Uint8Array, k: number, klen: number, value: string): void {
-  out.reserve(BLOCK_FRAME_BYTES + klen + value.length);
+/**
+ * `VALUE <key> 0 <len>\r\n<value>\r\n` into out: the key as the request's bytes, the value a
+ * latin1 string, or (text null) bytes[0, length).
+ */
+function putValueBlock(out: OutputBuffer, buf: Uint8Array, k: number, klen: number, text: string | null, bytes: Uint8Array, length: number): void {
+  if (text !== null) length = text.length;
+  out.reserve(BLOCK_FRAME_BYTES + klen + length);
   const dst = out.bytes;
   let at = out.length;
   for (let i = 0; i < VALUE_SPACE.length; i++) dst[at++] = VALUE_SPACE[i];
   for (let i = 0; i < klen; i++) dst[at++] = buf[k + i];
-  const tail = CONSTANT_TAILS.get(value);
+  const tail = text === null ? undefined : CONSTANT_TAILS.get(text);
   if (tail !== undefined) {
     for (let i = 0; i < tail.length; i++) dst[at++] = tail[i];
     out.length = at;
@@ -498,10 +543,11 @@ function putValueBlock(out: OutputBuffer, buf: Uint8Array, k: number, klen: numb
   dst[at++] = 32;
   dst[at++] = 48; // 0
   dst[at++] = 32;
-  at = writeDecimal(dst, at, value.length);
+  at = writeDecimal(dst, at, length);
   dst[at++] = CR;
   dst[at++] = LF;
-  for (let i = 0; i < value.length; i++) dst[at++] = value.charCodeAt(i);
+  if (text !== null) for (let i = 0; i < length; i++) dst[at++] = text.charCodeAt(i);
+  else for (let i = 0; i < length; i++) dst[at++] = bytes[i];
   dst[at++] = CR;
   dst[at++] = LF;
   out.length = at;
@@ -530,33 +576,10 @@ function linesBlock(key: string, lines: readonly string[]): Uint8Array {
   return out;
 }
 
-/** Where the segment segmentAt or byteSegmentAt last read ends: the next one's start. */
-let nextSegment = 0;
-
-/** The segment of key that starts at pos (up to the next ':'), or undefined when pos is past the end. */
-function segmentAt(key: string, pos: number): string | undefined {
-  if (pos >= key.length) return undefined;
-  const colon = key.indexOf(":", pos);
-  if (colon < 0) {
-    nextSegment = key.length;
-    return key.substring(pos);
-  }
-  nextSegment = colon + 1;
-  return key.substring(pos, colon);
-}
-
-/** segmentAt of the key bytes buf[..., end). */
-function byteSegmentAt(buf: Uint8Array, pos: number, end: number): string | undefined {
-  if (pos >= end) return undefined;
-  const colon = colonAt(buf, pos, end);
-  nextSegment = colon < 0 ? end : colon + 1;
-  return latin1Slice(buf, pos, colon < 0 ? end : colon);
-}
-
-/** `VALUE <key> 0 <len>\r\n<value>\r\n`, key and value latin1 strings (one character per byte). */
-function valueBlock(key: string, value: string): Uint8Array {
-  const out = blockFor(key, value.length);
-  writeLatin1(out, out.length - value.length - 2, value);
+/** `VALUE <key> 0 <len>\r\n<value>\r\n`, the key a latin1 string, the value bytes[0, length). */
+function blockOf(key: string, bytes: Uint8Array, length: number): Uint8Array {
+  const out = blockFor(key, length);
+  out.set(bytes.subarray(0, length), out.length - length - 2);
   return out;
 }
 
@@ -574,108 +597,3 @@ function blockFor(key: string, bytes: number): Uint8Array {
   out[out.length - 1] = LF;
   return out;
 }
-
-function writeU32(out: Uint8Array, at: number, n: number): void {
-  out[at] = n & 0xff;
-  out[at + 1] = (n >>> 8) & 0xff;
-  out[at + 2] = (n >>> 16) & 0xff;
-  out[at + 3] = n >>> 24;
-}
-
-function readU32(bytes: Uint8Array, at: number): number {
-  return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
-}
-
-/** Doubles cross through these (little-endian, as marshal.lua's "<d"; the hosts Bun runs on are). */
-const f64 = new Float64Array(1);
-const f64Bytes = new Uint8Array(f64.buffer);
-
-/** Applies the marshal pairs of bytes from pos on to the entry's members, counting them. */
-function decodePairs(bytes: Uint8Array, pos: number, entry: Entry): void {
-  const members = entry.members;
-  while (pos < bytes.length) {
-    if (bytes[pos] !== T_STRING) throw new NotFlat();
-    const keyLen = readU32(bytes, pos + 1);
-    const k = latin1String(bytes, pos + 5, pos + 5 + keyLen);
-    pos += 5 + keyLen;
-    const type = bytes[pos];
-    let v: Value | undefined;
-    if (type === T_STRING) {
-      const len = readU32(bytes, pos + 1);
-      v = latin1String(bytes, pos + 5, pos + 5 + len);
-      pos += 5 + len;
-    } else if (type === T_NUMBER) {
-      f64Bytes.set(bytes.subarray(pos + 1, pos + 9));
-      v = f64[0];
-      pos += 9;
-    } else if (type === T_BOOLEAN) {
-      v = bytes[pos + 1] !== 0;
-      pos += 2;
-    } else if (type === T_NIL) {
-      v = undefined;
-      pos += 1;
-    } else throw new NotFlat();
-    const had = members.get(k) !== undefined;
-    members.set(k, v);
-    entry.count += (v !== undefined ? 1 : 0) - (had ? 1 : 0);
-    entry.records++;
-  }
-  if (pos !== bytes.length) throw new NotFlat();
-}
-
-/** The keys that have a value. */
-function live(members: Map<string, Value | undefined>): Map<string, Value | undefined> {
-  const out = new Map<string, Value | undefined>();
-  for (const [k, v] of members) if (v !== undefined) out.set(k, v);
-  return out;
-}
-
-/** Bytes of one pair (undefined: the nil that removes the key), as marshal.lua writes it. */
-function pairBytes(k: string, v: Value | undefined): number {
-  if (typeof v === "string") return 10 + k.length + v.length;
-  if (typeof v === "number") return 14 + k.length;
-  if (typeof v === "boolean") return 7 + k.length;
-  return 6 + k.length;
-}
-
-function writePair(out: Uint8Array, at: number, k: string, v: Value | undefined): number {
-  out[at] = T_STRING;
-  writeU32(out, at + 1, k.length);
-  at = writeLatin1(out, at + 5, k);
-  if (typeof v === "string") {
-    out[at] = T_STRING;
-    writeU32(out, at + 1, v.length);
-    return writeLatin1(out, at + 5, v);
-  }
-  if (typeof v === "number") {
-    out[at] = T_NUMBER;
-    f64[0] = v;
-    out.set(f64Bytes, at + 1);
-    return at + 9;
-  }
-  if (typeof v === "boolean") {
-    out[at] = T_BOOLEAN;
-    out[at + 1] = v ? 1 : 0;
-    return at + 2;
-  }
-  out[at] = T_NIL;
-  return at + 1;
-}
-
-function encodePair(k: string, v: string | number | undefined): Uint8Array {
-  const out = new Uint8Array(pairBytes(k, v));
-  writePair(out, 0, k, v);
-  return out;
-}
-
-/** The whole object as table.marshal writes a flat table (every value set: see live). */
-function encodeWhole(members: Map<string, Value | undefined>): Uint8Array {
-  let size = 1;
-  for (const [k, v] of members) size += pairBytes(k, v);
-  const out = new Uint8Array(size);
-  out[0] = MAGIC;
-  let at = 1;
-  for (const [k, v] of members) at = writePair(out, at, k, v);
-  return out;
-}
-

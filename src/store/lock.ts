@@ -34,12 +34,14 @@ export class SharedLock {
     if (Atomics.compareExchange(this.cell, STATE, 0, 1) !== 0) this.lockContended();
   }
 
-  unlock(): void {
-    Atomics.add(this.cell, RELEASES, 1);
+  /** Releases the lock; returns the release count this release made (a token for unchangedSince). */
+  unlock(): number {
+    const releases = (Atomics.add(this.cell, RELEASES, 1) + 1) | 0;
     if (Atomics.sub(this.cell, STATE, 1) !== 1) {
       Atomics.store(this.cell, STATE, 0);
       Atomics.notify(this.cell, STATE, 1);
     }
+    return releases;
   }
 
   /**
