@@ -23,6 +23,8 @@ export class NotFlat extends Error {}
 const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
 const MIN_SLOTS = 16;
+/** A compaction keeps the log's capacity and the index's size unless they are this many times what the object needs. */
+const SHRINK_FACTOR = 4;
 
 function hashBytes(buf: Uint8Array, from: number, to: number): number {
   let h = FNV_OFFSET;
@@ -173,9 +175,13 @@ export class ObjectIndex {
     const old = this.log;
     const oldSlots = this.slots;
     const oldHashes = this.hashes;
-    const log = this.spareLog !== null && this.spareLog.length >= this.length ? this.spareLog : new Uint8Array(old.length);
+    // The new log and index keep the sizes the churn since the last compaction needed (so that
+    // the next round neither grows them nor allocates), unless the object shrank a lot.
+    const capacity = old.length > SHRINK_FACTOR * this.length ? 2 * this.length : old.length;
+    const log = this.spareLog !== null && this.spareLog.length === capacity ? this.spareLog : new Uint8Array(capacity);
     let size = MIN_SLOTS;
     while (size < this.count * 2) size *= 2;
+    if (oldSlots.length <= SHRINK_FACTOR * size) size = Math.max(size, oldSlots.length);
     const slots = this.spareSlots !== null && this.spareSlots.length === size ? this.spareSlots.fill(0) : new Int32Array(size);
     const hashes = this.spareHashes !== null && this.spareHashes.length === size ? this.spareHashes : new Int32Array(size);
     const mask = size - 1;
