@@ -177,7 +177,14 @@ export class ObjectIndex {
     const oldHashes = this.hashes;
     // The new log and index keep the sizes the churn since the last compaction needed (so that
     // the next round neither grows them nor allocates), unless the object shrank a lot.
-    const capacity = old.length > SHRINK_FACTOR * this.length ? 2 * this.length : old.length;
+    let live = 1;
+    for (let i = 0; i < oldSlots.length; i++) {
+      const pair = oldSlots[i] - 1;
+      if (pair < 0) continue;
+      const value = valueOffset(old, pair);
+      if (old[value] !== T_NIL) live += pairEnd(old, value) - pair;
+    }
+    const capacity = old.length > SHRINK_FACTOR * 2 * live ? Math.max(64, 2 * live) : old.length;
     const log = this.spareLog !== null && this.spareLog.length === capacity ? this.spareLog : new Uint8Array(capacity);
     let size = MIN_SLOTS;
     while (size < this.count * 2) size *= 2;
