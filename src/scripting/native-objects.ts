@@ -20,7 +20,7 @@
  */
 import { latin1Bytes, latin1String, writeLatin1 } from "../latin1.ts";
 import type { OutputBuffer } from "../protocol/output.ts";
-import { NotFlat, ObjectIndex, T_NIL, T_NUMBER, T_STRING, readU32, valueOffset } from "./object-index.ts";
+import { ObjectIndex, T_NIL, T_NUMBER, T_STRING, readU32, valueOffset } from "./object-index.ts";
 import type { ObjectLogs } from "./object-logs.ts";
 import { ScriptFailure } from "./script-runtime.ts";
 import type { ObjectStoreAccess } from "./store-access.ts";
@@ -116,8 +116,13 @@ export class NativeObjects {
   handle(key: string, types: IntactTypes): Uint8Array | ScriptFailure | null {
     if (key.length > this.keyBytes.length) this.keyBytes = new Uint8Array(key.length * 2);
     const buf = this.keyBytes;
-    const end = writeLatin1(buf, 0, key);
-    if (!this.parse(buf, 0, end, types, HANDLED_METHODS)) return null;
+    for (let i = 0; i < key.length; i++) {
+      const c = key.charCodeAt(i);
+      // Not a byte string: Lua answers it as it always did.
+      if (c > 0xff) return null;
+      buf[i] = c;
+    }
+    if (!this.parse(buf, 0, key.length, types, HANDLED_METHODS)) return null;
     this.call.key = key;
     const reply = this.attempt();
     if (reply === null || reply instanceof ScriptFailure || reply instanceof Uint8Array) return reply;
