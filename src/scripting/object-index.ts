@@ -177,14 +177,9 @@ export class ObjectIndex {
     const oldHashes = this.hashes;
     // The new log and index keep the sizes the churn since the last compaction needed (so that
     // the next round neither grows them nor allocates), unless the object shrank a lot.
-    let live = 1;
-    for (let i = 0; i < oldSlots.length; i++) {
-      const pair = oldSlots[i] - 1;
-      if (pair < 0) continue;
-      const value = valueOffset(old, pair);
-      if (old[value] !== T_NIL) live += pairEnd(old, value) - pair;
-    }
-    const capacity = old.length > SHRINK_FACTOR * 2 * live ? Math.max(64, 2 * live) : old.length;
+    // Whether to shrink is judged from the average pair; only then are the live bytes counted.
+    const estimate = 1 + Math.ceil(((this.length - 1) * this.count) / Math.max(1, this.records));
+    const capacity = old.length > SHRINK_FACTOR * 2 * estimate ? Math.max(64, 2 * this.liveBytes()) : old.length;
     const log = this.spareLog !== null && this.spareLog.length === capacity ? this.spareLog : new Uint8Array(capacity);
     let size = MIN_SLOTS;
     while (size < this.count * 2) size *= 2;
@@ -216,6 +211,15 @@ export class ObjectIndex {
     this.length = length;
     this.keys = this.records = this.count;
     return log;
+  }
+
+  /** Bytes of MAGIC and the live pairs: what the log compacts to. */
+  private liveBytes(): number {
+    let live = 1;
+    this.forEachLive((pair) => {
+      live += pairEnd(this.log, valueOffset(this.log, pair)) - pair;
+    });
+    return live;
   }
 
   /** Makes room for n more bytes of log. */
