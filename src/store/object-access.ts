@@ -128,7 +128,6 @@ export class StoreObjectAccess implements ObjectStoreAccess {
   }
 
   appendLog(key: string, version: number, length: number, bytes: Uint8Array): LogState | null | 0 {
-    const len = this.encodeKey(key);
     const lock = this.store.lock;
     // Not lock.hold(() => ...): a closure per change showed in the profile of object updates.
     let result: LogState | null | 0 | -1;
@@ -136,9 +135,9 @@ export class StoreObjectAccess implements ObjectStoreAccess {
     try {
       // The item the last append left, while no other holder released the lock since: nothing
       // can have moved, changed or freed it (every change holds the lock), so no lookup.
-      const it = key === this.appendedKey && lock.unchangedSince(this.appendedReleases) ? this.appendedItem : this.store.find(this.keyBytes, 0, len, Namespace.Objects);
+      const it = key === this.appendedKey && lock.unchangedSince(this.appendedReleases) ? this.appendedItem : this.store.find(this.keyBytes, 0, this.encodeKey(key), Namespace.Objects);
       this.appendedKey = "";
-      result = this.appendLocked(it, len, version, length, bytes);
+      result = this.appendLocked(it, key, version, length, bytes);
     } finally {
       this.appendedReleases = lock.unlock();
     }
@@ -147,9 +146,8 @@ export class StoreObjectAccess implements ObjectStoreAccess {
     return result;
   }
 
-  /** appendLog with the store's lock held, to the item it (0: none); -1 when the object would pass the item size limit. */
-  private appendLocked(it: number, len: number, version: number, length: number, bytes: Uint8Array): LogState | null | 0 | -1 {
-    const keyBytes = this.keyBytes;
+  /** appendLog with the store's lock held, to the item it (0: none) of key; -1 when the object would pass the item size limit. */
+  private appendLocked(it: number, key: string, version: number, length: number, bytes: Uint8Array): LogState | null | 0 | -1 {
     const store = this.store;
     const arena = store.arena;
     if (it === 0 || store.casOf(it) !== version || store.valueLength(it) !== length) return null;
@@ -160,6 +158,9 @@ export class StoreObjectAccess implements ObjectStoreAccess {
       this.appendedItem = it;
       return { version, length: total };
     }
+    // keyBytes are encoded again: the append that found the item may have been an earlier one.
+    const len = this.encodeKey(key);
+    const keyBytes = this.keyBytes;
     const maxValue = store.maxItemBytes - HEADER_BYTES - len;
     if (total > maxValue) return -1;
     // Out of room: a larger copy (its room grows by half, so copies are amortized).
