@@ -47,7 +47,7 @@ export function writeU32(out: Uint8Array, at: number, n: number): void {
 const f64 = new Float64Array(1);
 const f64Bytes = new Uint8Array(f64.buffer);
 
-/** Where the value of the pair at `pair` starts (after its type byte's key). */
+/** Where the value of the pair at `pair` starts: after the key's type byte, length and bytes. */
 export function valueOffset(log: Uint8Array, pair: number): number {
   return pair + 5 + readU32(log, pair + 1);
 }
