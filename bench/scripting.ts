@@ -11,9 +11,12 @@
  * Sets and maps of each size are planted directly in the store (marshalled,
  * as the objects store them), so building a large one costs nothing here.
  * "put+delete" alternates adding and removing one extra member, so every call
- * really changes the object. The breakdown rows time the pieces a change used
- * to cost: copying the object out of the arena, storing it back, and
- * marshalling / unmarshalling it in Lua.
+ * really changes the object; the "fresh members" and "random" rows ask as
+ * bench/objects-vs-redis.ts does (a new member each time, members and fields
+ * at random), which a cache of member strings finds harder than one member
+ * over and over or members in order. The breakdown rows time the pieces a
+ * change used to cost: copying the object out of the arena, storing it back,
+ * and marshalling / unmarshalling it in Lua.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -121,6 +124,13 @@ function measure(op: (i: number) => void): number {
   return rates[1];
 }
 
+/** Request lines of the random and fresh-member cases, cycled through. */
+const RANDOM_LINES = 1 << 16;
+
+function randomIndex(n: number): number {
+  return Math.floor(Math.random() * n);
+}
+
 const cases: [string, (i: number) => void][] = [];
 setup(["quota:new:q:1000000000000:day"]);
 cases.push(["quota:addandcheck:q:1", () => run("quota:addandcheck:q:1")]);
@@ -134,6 +144,11 @@ for (const n of sizes) {
   const existLines = getLines(exist);
   const getFieldLines = getLines(get);
   const [setPut, setDelete, mapPut, mapDelete] = getLines([`set:put:s${n}:extra`, `set:delete:s${n}:extra`, `map:put:m${n}:extra:x`, `map:delete:m${n}:extra`]);
+  // As bench/objects-vs-redis.ts asks: a fresh member put then deleted, random members and fields.
+  const freshPutDelete = getLines(Array.from({ length: RANDOM_LINES }, (_, i) => (i % 2 === 0 ? `set:put:s${n}:c${i}` : `set:delete:s${n}:c${i - 1}`)));
+  const randomExist = getLines(Array.from({ length: RANDOM_LINES }, () => `set:exist:s${n}:${members[randomIndex(n)]}`));
+  const randomGet = getLines(Array.from({ length: RANDOM_LINES }, () => `map:get:m${n}:${members[randomIndex(n)]}`));
+  const randomPut = getLines(Array.from({ length: RANDOM_LINES }, (_, i) => `map:put:m${n}:${members[randomIndex(n)]}:v${i}`));
   const encoded = access.get(`\x01set$s${n}`)!.data;
   const label = `${n.toLocaleString("en-US")} members`;
   cases.push(
@@ -146,6 +161,10 @@ for (const n of sizes) {
     [`set:exist from bytes, ${label}`, (i) => serve(existLines[i % n])],
     [`map:put+delete from bytes, ${label}`, (i) => serve(i % 2 === 0 ? mapPut : mapDelete)],
     [`map:get from bytes, ${label}`, (i) => serve(getFieldLines[i % n])],
+    [`set:put+delete from bytes, fresh members, ${label}`, (i) => serve(freshPutDelete[i % RANDOM_LINES])],
+    [`set:exist from bytes, random members, ${label}`, (i) => serve(randomExist[i % RANDOM_LINES])],
+    [`map:put from bytes, random fields, ${label}`, (i) => serve(randomPut[i % RANDOM_LINES])],
+    [`map:get from bytes, random fields, ${label}`, (i) => serve(randomGet[i % RANDOM_LINES])],
     [`  breakdown: copy out of the arena (${encoded.length} B)`, () => access.get(`\x01set$s${n}`)],
     [`  breakdown: store into the arena (${encoded.length} B)`, () => access.set(`\x01bench$${n}`, encoded, 0, 0)],
     [`  breakdown: get + unmarshal in Lua`, () => run(`codec:unmarshal:s${n}`, codec)],
