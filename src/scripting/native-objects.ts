@@ -127,7 +127,7 @@ export class NativeObjects {
     const reply = this.attempt();
     if (reply === null || reply instanceof ScriptFailure || reply instanceof Uint8Array) return reply;
     if (reply === REPLY_BYTES) return blockOf(key, this.replyBytes, this.replyLength);
-    return blockOf(key, latin1Bytes(reply), reply.length);
+    return valueBlock(key, reply);
   }
 
   /**
@@ -578,6 +578,13 @@ function linesBlock(key: string, lines: readonly string[]): Uint8Array {
     out[at++] = CR;
     out[at++] = LF;
   }
+  return out;
+}
+
+/** `VALUE <key> 0 <len>\r\n<value>\r\n`, key and value latin1 strings (one character per byte). */
+function valueBlock(key: string, value: string): Uint8Array {
+  const out = blockFor(key, value.length);
+  writeLatin1(out, out.length - value.length - 2, value);
   return out;
 }
 

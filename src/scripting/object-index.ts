@@ -11,6 +11,8 @@
  * compacted, which rebuilds it from the live pairs.
  */
 
+import { copyBytes } from "../bytes.ts";
+
 export const MAGIC = 0x8e;
 export const T_NIL = 0;
 export const T_BOOLEAN = 1;
@@ -107,7 +109,7 @@ export class ObjectIndex {
   /** The number the pair holds (its value must be T_NUMBER). */
   numberAt(pair: number): number {
     const at = valueOffset(this.log, pair) + 1;
-    copyInto(f64Bytes, 0, this.log, at, at + 8);
+    copyBytes(this.log, at, at + 8, f64Bytes, 0);
     return f64[0];
   }
 
@@ -117,7 +119,7 @@ export class ObjectIndex {
     const log = this.log;
     log[value] = T_STRING;
     writeU32(log, value + 1, vTo - vFrom);
-    copyInto(log, value + 5, vbuf, vFrom, vTo);
+    copyBytes(vbuf, vFrom, vTo, log, value + 5);
     return this.endPair(value, value + 5 + vTo - vFrom);
   }
 
@@ -126,7 +128,7 @@ export class ObjectIndex {
     const value = this.beginPair(buf, from, to, 9);
     this.log[value] = T_NUMBER;
     f64[0] = n;
-    copyInto(this.log, value + 1, f64Bytes, 0, 8);
+    copyBytes(f64Bytes, 0, 8, this.log, value + 1);
     return this.endPair(value, value + 9);
   }
 
@@ -144,7 +146,7 @@ export class ObjectIndex {
     const pair = this.length;
     this.log[pair] = T_STRING;
     writeU32(this.log, pair + 1, keyLen);
-    copyInto(this.log, pair + 5, buf, from, to);
+    copyBytes(buf, from, to, this.log, pair + 5);
     return pair + 5 + keyLen;
   }
 
@@ -199,7 +201,7 @@ export class ObjectIndex {
       while (slots[slot] !== 0) slot = (slot + 1) & mask;
       slots[slot] = length + 1;
       hashes[slot] = oldHashes[i];
-      copyInto(log, length, old, pair, end);
+      copyBytes(old, pair, end, log, length);
       length += end - pair;
     }
     this.spareLog = old;
@@ -227,7 +229,7 @@ export class ObjectIndex {
     const need = this.length + n;
     if (need <= this.log.length) return;
     const grown = new Uint8Array(Math.max(need, this.log.length * 2));
-    grown.set(this.log.subarray(0, this.length), 0);
+    copyBytes(this.log, 0, this.length, grown, 0);
     this.log = grown;
   }
 
@@ -291,11 +293,6 @@ export class ObjectIndex {
     this.slots = slots;
     this.hashes = hashes;
   }
-}
-
-/** Copies src[from, to) to dst at `at` (keys and values are short: a loop beats a subarray view). */
-function copyInto(dst: Uint8Array, at: number, src: Uint8Array, from: number, to: number): void {
-  for (let i = from; i < to; i++) dst[at++] = src[i];
 }
 
 /** Where the pair whose value starts at `value` ends; past the log when it is cut short. */
