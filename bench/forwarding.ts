@@ -1,7 +1,7 @@
 /**
  * What server-side forwarding costs, with real processes, in one run:
  *   bun run bench/forwarding.ts [seconds per case, default 4]
- *   bun run bench/forwarding.ts --side-by-side [--rounds N, default 3] [seconds per case, default 5]
+ *   bun run bench/forwarding.ts --side-by-side [--rounds N, default 3] [--only NAME] [seconds per case, default 5]
  *
  * Default: ops/s of plain `get` (32-byte values) sent to the key's owner directly vs through the
  * other node of a 2-node cluster (which forwards every one of them), from a closed-loop Bun load
@@ -13,7 +13,9 @@
  * and drives each through one entry point (nutcracker's port; node A) with Debian's memcaslap
  * (-T 2 -c 32, unpinned): 9:1 get:set of 32-byte values, then 16-key multigets; then the
  * pipelined forwarding case above. Each workload runs ROUNDS rounds, which system goes first
- * alternating per round, and each system's best round is reported.
+ * alternating per round, and each system's best round is reported with the CPU time each of its
+ * processes spent per operation in that round (user + system, all threads; the load generator's
+ * not counted). --only runs just the loads whose name contains NAME ("multiget", "9:1").
  *
  * On a small machine the load generator and the servers share the cores: compare the ratios.
  */
@@ -24,14 +26,17 @@ import type { Socket, Subprocess } from "bun";
 import { Continuum, parseServerList } from "../src/cluster/ketama.ts";
 import { type MemaslapLoad, type MemaslapResult, runMemaslap } from "./lib/memaslap.ts";
 import { request } from "./lib/memcache.ts";
-import { freePort, killAllOnSignal, spawnLogged, stop, waitForMemcache } from "./lib/proc.ts";
+import { CLOCK_TICKS_PER_SECOND, cpuTicks, freePort, killAllOnSignal, spawnLogged, stop, waitForMemcache } from "./lib/proc.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const SIDE_BY_SIDE = process.argv.includes("--side-by-side");
 const roundsAt = process.argv.indexOf("--rounds");
 /** Side-by-side: rounds per workload, each system's best round reported. */
 const ROUNDS = roundsAt > 0 ? Number(process.argv[roundsAt + 1]) : 3;
-const SECONDS = Number(process.argv.slice(2).find((a, i, all) => !a.startsWith("--") && all[i - 1] !== "--rounds") ?? (SIDE_BY_SIDE ? "5" : "4"));
+const onlyAt = process.argv.indexOf("--only");
+/** Side-by-side: run only the memcaslap loads whose name contains this (and skip the pipelined case). */
+const ONLY = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
+const SECONDS = Number(process.argv.slice(2).find((a, i, all) => !a.startsWith("--") && all[i - 1] !== "--rounds" && all[i - 1] !== "--only") ?? (SIDE_BY_SIDE ? "5" : "4"));
 const KEYS = 1000;
 const VALUE = "v".repeat(32);
 /** Load shapes: connections × requests in flight on each. */
@@ -200,32 +205,64 @@ function misses(r: MemaslapResult): string {
   return `${r.clientGetMisses}/${r.clientGets}${r.anomalies > 0 ? ` (${r.anomalies} odd lines: ${r.firstAnomaly})` : ""}`;
 }
 
+/** A memcaslap round with the CPU µs per operation of each process serving it. */
+interface Round {
+  result: MemaslapResult;
+  cpuPerOp: number[];
+}
+
+async function measuredRound(port: number, pids: readonly number[], load: MemaslapLoad, config: string): Promise<Round> {
+  const before = pids.map(cpuTicks);
+  const result = await runMemaslap(port, load, SECONDS, config, 2);
+  const after = pids.map(cpuTicks);
+  const usPerTick = 1e6 / CLOCK_TICKS_PER_SECOND;
+  const cpuPerOp = pids.map((_, i) => {
+    const b = before[i];
+    const a = after[i];
+    return a && b && result.ops > 0 ? ((a.user + a.system - b.user - b.system) * usPerTick) / result.ops : Number.NaN;
+  });
+  return { result, cpuPerOp };
+}
+
+function cpuCell(round: Round): string {
+  const parts = round.cpuPerOp.map((us) => us.toFixed(2));
+  const total = round.cpuPerOp.reduce((sum, us) => sum + us, 0);
+  return `${parts.join(" + ")} = ${total.toFixed(2)}`;
+}
+
 async function sideBySide(workDir: string): Promise<void> {
   const twem = await startTwemproxy(workDir);
   const nodes = await startCluster(workDir);
+  // nutcracker, memcached 0, memcached 1; node A, node B
+  const twemPids = [twem.procs[2].pid, twem.procs[0].pid, twem.procs[1].pid];
+  const ourPids = nodes.map((n) => n.proc.pid);
   try {
     const rows: Record<string, string | number>[] = [];
     const config = join(workDir, "memaslap.cfg");
-    const best = (a: MemaslapResult | null, b: MemaslapResult): MemaslapResult => (a === null || b.opsPerSec > a.opsPerSec ? b : a);
+    const best = (a: Round | null, b: Round): Round => (a === null || b.result.opsPerSec > a.result.opsPerSec ? b : a);
     for (const { name, load } of MEMASLAP_LOADS) {
-      let twemResult: MemaslapResult | null = null;
-      let ours: MemaslapResult | null = null;
+      if (ONLY !== undefined && !name.includes(ONLY)) continue;
+      let twemRound: Round | null = null;
+      let ours: Round | null = null;
       for (let round = 0; round < ROUNDS; round++) {
-        if (round % 2 === 0) twemResult = best(twemResult, await runMemaslap(twem.port, load, SECONDS, config, 2));
-        ours = best(ours, await runMemaslap(nodes[0].port, load, SECONDS, config, 2));
-        if (round % 2 === 1) twemResult = best(twemResult, await runMemaslap(twem.port, load, SECONDS, config, 2));
+        if (round % 2 === 0) twemRound = best(twemRound, await measuredRound(twem.port, twemPids, load, config));
+        ours = best(ours, await measuredRound(nodes[0].port, ourPids, load, config));
+        if (round % 2 === 1) twemRound = best(twemRound, await measuredRound(twem.port, twemPids, load, config));
       }
-      if (twemResult === null || ours === null) throw new Error("--rounds must be at least 1");
+      if (twemRound === null || ours === null) throw new Error("--rounds must be at least 1");
       rows.push({
         load: name,
-        "nutcracker + 2 memcached (ops/s)": twemResult.opsPerSec.toLocaleString("en-US"),
-        "cacheismo 2-node cluster (ops/s)": ours.opsPerSec.toLocaleString("en-US"),
-        "cacheismo / nutcracker": (ours.opsPerSec / twemResult.opsPerSec).toFixed(2),
-        "get misses (nutcracker; cacheismo)": `${misses(twemResult)}; ${misses(ours)}`,
+        "nutcracker + 2 memcached (ops/s)": twemRound.result.opsPerSec.toLocaleString("en-US"),
+        "cacheismo 2-node cluster (ops/s)": ours.result.opsPerSec.toLocaleString("en-US"),
+        "cacheismo / nutcracker": (ours.result.opsPerSec / twemRound.result.opsPerSec).toFixed(2),
+        "CPU µs/op nutcracker + mc + mc": cpuCell(twemRound),
+        "CPU µs/op node A + node B": cpuCell(ours),
+        "get misses (nutcracker; cacheismo)": `${misses(twemRound.result)}; ${misses(ours.result)}`,
       });
     }
     console.log(`memcaslap -T 2 -c 32 through one entry point each, best of ${ROUNDS} rounds of ${SECONDS} s`);
     console.table(rows);
+    if (ONLY !== undefined) return;
     const { connections, depth } = SHAPES[1];
     console.log(`plain get of ${KEYS} keys owned by node B, Bun load generator, ${ROUNDS} rounds of ${SECONDS} s`);
     const forwardingRows = [];

@@ -24,7 +24,7 @@ import { parseArgs } from "node:util";
 import type { Subprocess } from "bun";
 import { runMemaslap, type MemaslapLoad, type MemaslapResult } from "./lib/memaslap.ts";
 import { stats } from "./lib/memcache.ts";
-import { freePort, killAll, killAllOnSignal, spawnLogged, stop, waitForMemcache } from "./lib/proc.ts";
+import { CLOCK_TICKS_PER_SECOND, cpuTicks, freePort, killAll, killAllOnSignal, spawnLogged, stop, waitForMemcache } from "./lib/proc.ts";
 
 const MEMORY_MB: number = 64;
 const STARTUP_TIMEOUT_MS: number = 15_000;
@@ -221,20 +221,6 @@ async function measure(workload: Workload, spec: ServerSpec, round: number, opti
     await stop(proc);
   }
   return run;
-}
-
-/** Linux's USER_HZ, the unit of /proc/<pid>/stat's times. */
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/** utime and stime of a process (all its threads), in clock ticks, from /proc. */
-function cpuTicks(pid: number): { user: number; system: number } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields[0] is field 3 (state)
-    return { user: Number(fields[11]), system: Number(fields[12]) };
-  } catch {
-    return undefined;
-  }
 }
 
 /** VmHWM of a process, from /proc (undefined where there is none). */

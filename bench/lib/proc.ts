@@ -84,3 +84,17 @@ export function killAllOnSignal(): void {
     });
   }
 }
+
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat's times. */
+export const CLOCK_TICKS_PER_SECOND = 100;
+
+/** utime and stime of a process (all its threads), in clock ticks, from /proc. */
+export function cpuTicks(pid: number): { user: number; system: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields[0] is field 3 (state)
+    return { user: Number(fields[11]), system: Number(fields[12]) };
+  } catch {
+    return undefined;
+  }
+}
