@@ -1,6 +1,7 @@
 /** The hit-ratio bench's generators and ideal LRU model (bench/hitrate/): no servers involved. */
 import { describe, expect, test } from "bun:test";
 import { IdealLru, cacheismoItemCost, payloadCost } from "../bench/hitrate/lru-model.ts";
+import { PriorityCache, type PriorityValue } from "../bench/hitrate/priority-model.ts";
 import { Prng } from "../bench/hitrate/prng.ts";
 import { ModelCache, replay } from "../bench/hitrate/replay.ts";
 import { WORKLOADS, buildTrace, findWorkload, type Trace } from "../bench/hitrate/workloads.ts";
@@ -218,5 +219,53 @@ describe("TTL workloads and the expiry-aware ideal LRU", () => {
     expect(Date.now() - started).toBeLessThan(5000);
     expect(due.slice(0, 3)).toEqual([0, 2, 4]);
     expect(due.at(-1)).toBe(20);
+  });
+});
+
+describe("priority model (bench/hitrate/priority-model.ts)", () => {
+  // Three keys whose items cost 96 bytes each (56-byte header + 8-byte key + 32-byte value): a
+  // 200-byte budget holds two.
+  const sizes = new Int32Array([32, 32, 32]);
+  const noTtls = new Int32Array(3);
+  const cache = (value: PriorityValue, rates = new Float64Array(3), ttls = noTtls, horizon?: number): PriorityCache =>
+    new PriorityCache(200, 8, sizes, ttls, value, rates, horizon);
+  const hitsOf = (c: PriorityCache, gets: number[], now: number, sets: number[] = []): number[] => {
+    const hits = new Uint8Array(gets.length);
+    c.exchange(Int32Array.from(sets), Int32Array.from(gets), hits, now);
+    return [...hits];
+  };
+
+  test("gdsf evicts the item with the fewest hits, not the oldest", () => {
+    const c = cache("gdsf");
+    hitsOf(c, [], 0, [0, 1]);
+    expect(hitsOf(c, [0, 0], 0)).toEqual([1, 1]);
+    hitsOf(c, [], 0, [2]); // evicts 1: stored once, never hit
+    expect(hitsOf(c, [0, 1, 2], 0)).toEqual([1, 0, 1]);
+  });
+
+  test("popularity evicts the key requested least often, whatever the hits so far", () => {
+    const c = cache("popularity", Float64Array.from([1, 5, 3]));
+    hitsOf(c, [], 0, [0, 1]);
+    expect(hitsOf(c, [0, 0, 0], 0)).toEqual([1, 1, 1]);
+    hitsOf(c, [], 0, [2]); // evicts 0: the least popular, though the most hit
+    expect(hitsOf(c, [0, 1, 2], 0)).toEqual([0, 1, 1]);
+  });
+
+  test("an item expires at the whole second of its store plus its TTL, and its memory is free then", () => {
+    const ttls = Int32Array.from([2, 0, 0]);
+    const c = cache("gdsf", new Float64Array(3), ttls);
+    hitsOf(c, [], 0.9, [0, 1]);
+    expect(hitsOf(c, [0], 1.99)).toEqual([1]);
+    expect(hitsOf(c, [0], 2.0)).toEqual([0]); // floor(0.9) + 2
+    hitsOf(c, [], 2.0, [2]); // fits without evicting 1
+    expect(hitsOf(c, [1, 2], 2.0)).toEqual([1, 1]);
+  });
+
+  test("popularity-ttl weighs the seconds left: a popular key about to expire goes before a less popular one without TTL", () => {
+    const ttls = Int32Array.from([1, 0, 0]);
+    const c = cache("popularity-ttl", Float64Array.from([10, 2, 3]), ttls, 20);
+    hitsOf(c, [], 0.5, [0, 1]); // 0's value 10 × 1 s left; 1's 2 × 20 s
+    hitsOf(c, [], 0.5, [2]);
+    expect(hitsOf(c, [0, 1, 2], 0.5)).toEqual([0, 1, 1]);
   });
 });

@@ -1,0 +1,188 @@
+/**
+ * A model cache that evicts by priority, GreedyDual style: an item's priority is L + value / cost,
+ * the victim is the lowest, and evicting it raises L to its priority. What `value` is decides the
+ * policy:
+ * - "gdsf": the hits the item has had since it was stored (cacheismo's --eviction gdsf);
+ * - "popularity": the key's true request rate, known in advance (a clairvoyant LFU: no policy that
+ *   learns popularity from the requests it sees can know it better);
+ * - "popularity-ttl": the same times the seconds the item has left before it expires, capped at
+ *   `horizonSeconds`: the hits it can still get, for a key with a TTL.
+ * Item cost and expiry as the ideal LRU's (lru-model.ts): cacheismo's item cost, the whole-second
+ * clock, expired memory free at once. Priorities are set when an item is stored or hit.
+ */
+import { cacheismoItemCost } from "./lru-model.ts";
+import type { CacheUnderTest } from "./replay.ts";
+
+export type PriorityValue = "gdsf" | "popularity" | "popularity-ttl";
+
+/** A binary min-heap of (priority, key, version); an entry is stale once its key's version moved on. */
+class MinHeap {
+  private readonly priority: number[] = [];
+  private readonly key: number[] = [];
+  private readonly version: number[] = [];
+
+  get size(): number {
+    return this.priority.length;
+  }
+
+  topPriority(): number {
+    return this.priority[0];
+  }
+
+  topKey(): number {
+    return this.key[0];
+  }
+
+  topVersion(): number {
+    return this.version[0];
+  }
+
+  push(p: number, k: number, v: number): void {
+    let i = this.priority.length;
+    this.priority.push(p);
+    this.key.push(k);
+    this.version.push(v);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.priority[parent] <= p) break;
+      this.set(i, this.priority[parent], this.key[parent], this.version[parent]);
+      i = parent;
+    }
+    this.set(i, p, k, v);
+  }
+
+  pop(): void {
+    const last = this.priority.length - 1;
+    const p = this.priority[last];
+    const k = this.key[last];
+    const v = this.version[last];
+    this.priority.pop();
+    this.key.pop();
+    this.version.pop();
+    if (last === 0) return;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= last) break;
+      if (child + 1 < last && this.priority[child + 1] < this.priority[child]) child++;
+      if (this.priority[child] >= p) break;
+      this.set(i, this.priority[child], this.key[child], this.version[child]);
+      i = child;
+    }
+    this.set(i, p, k, v);
+  }
+
+  private set(i: number, p: number, k: number, v: number): void {
+    this.priority[i] = p;
+    this.key[i] = k;
+    this.version[i] = v;
+  }
+}
+
+export class PriorityCache implements CacheUnderTest {
+  readonly waitsForTime = false;
+  private readonly present: Uint8Array;
+  /** Bumped whenever a key's heap entries go stale (stored again, hit, removed). */
+  private readonly version: Int32Array;
+  private readonly hits: Float64Array;
+  private readonly cost: Int32Array;
+  /** Whole second at which the held item expires (Infinity: never). */
+  private readonly expiresAt: Float64Array;
+  private readonly byPriority = new MinHeap();
+  private readonly byExpiry = new MinHeap();
+  private usedBytes = 0;
+  private inflation = 0;
+  private now = 0;
+
+  /** `requestRate[g]`: key g's requests per second (read by the popularity values only). */
+  constructor(
+    private readonly budgetBytes: number,
+    keyBytes: number,
+    sizes: Int32Array,
+    private readonly ttls: Int32Array,
+    private readonly value: PriorityValue,
+    private readonly requestRate: Float64Array,
+    private readonly horizonSeconds = Infinity,
+  ) {
+    const n = sizes.length;
+    this.present = new Uint8Array(n);
+    this.version = new Int32Array(n);
+    this.hits = new Float64Array(n);
+    this.expiresAt = new Float64Array(n);
+    this.cost = new Int32Array(n);
+    for (let g = 0; g < n; g++) this.cost[g] = cacheismoItemCost(keyBytes, sizes[g]);
+  }
+
+  exchange(sets: Int32Array, gets: Int32Array, hits: Uint8Array, nowSeconds: number): void {
+    this.now = nowSeconds;
+    this.expire();
+    for (const g of sets) this.store(g);
+    for (let i = 0; i < gets.length; i++) {
+      const g = gets[i];
+      if (this.present[g] === 0) {
+        hits[i] = 0;
+        continue;
+      }
+      hits[i] = 1;
+      this.hits[g]++;
+      this.prioritize(g);
+    }
+  }
+
+  private store(g: number): void {
+    if (this.present[g] === 1) this.remove(g);
+    const cost = this.cost[g];
+    if (cost > this.budgetBytes) return;
+    while (this.usedBytes + cost > this.budgetBytes) this.evictOne();
+    this.present[g] = 1;
+    this.usedBytes += cost;
+    this.hits[g] = 1;
+    this.expiresAt[g] = this.ttls[g] > 0 ? Math.floor(this.now) + this.ttls[g] : Infinity;
+    this.prioritize(g);
+  }
+
+  private prioritize(g: number): void {
+    const v = ++this.version[g];
+    this.byPriority.push(this.inflation + this.valueOf(g) / this.cost[g], g, v);
+    if (this.expiresAt[g] !== Infinity) this.byExpiry.push(this.expiresAt[g], g, v);
+  }
+
+  private valueOf(g: number): number {
+    if (this.value === "gdsf") return this.hits[g];
+    if (this.value === "popularity") return this.requestRate[g];
+    const left = Math.max(0, this.expiresAt[g] - this.now);
+    return this.requestRate[g] * Math.min(left, this.horizonSeconds);
+  }
+
+  private evictOne(): void {
+    const heap = this.byPriority;
+    for (;;) {
+      const g = heap.topKey();
+      const live = this.present[g] === 1 && this.version[g] === heap.topVersion();
+      const p = heap.topPriority();
+      heap.pop();
+      if (!live) continue;
+      this.inflation = p;
+      this.remove(g);
+      return;
+    }
+  }
+
+  /** Frees every item whose whole-second expiry has come. */
+  private expire(): void {
+    const heap = this.byExpiry;
+    const second = Math.floor(this.now);
+    while (heap.size > 0 && heap.topPriority() <= second) {
+      const g = heap.topKey();
+      const v = heap.topVersion();
+      heap.pop();
+      if (this.present[g] === 1 && this.version[g] === v) this.remove(g);
+    }
+  }
+
+  private remove(g: number): void {
+    this.present[g] = 0;
+    this.version[g]++;
+    this.usedBytes -= this.cost[g];
+  }
+}

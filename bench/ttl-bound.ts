@@ -1,0 +1,64 @@
+// How much of GDSF's lead TTLs take away whatever the policy knows: the TTL workloads of
+// bench/hitrate.ts replayed (same traces, same pace, same look-aside sequence) against model caches
+// that evict by priority (bench/hitrate/priority-model.ts): GDSF counting hits as cacheismo does,
+// and two clairvoyant policies that know every key's request rate in advance, one of them also
+// weighing the seconds an item has left before it expires. Seconds per run; no server.
+//
+//   bun run bench/ttl-bound.ts [--workloads T0,T1,T2] [--horizons 2,5,20,100] [--memory-mb 64]
+//                              [--requests 600000] [--keys 200000] [--rate 25000] [--seed 1]
+//
+// Compare each column's drop from T0 with memcached's in a bench/hitrate.ts run of the same
+// workloads: a policy keeps its lead over memcached only if it drops no more than memcached does.
+import { parseArgs } from "node:util";
+import { PriorityCache, type PriorityValue } from "./hitrate/priority-model.ts";
+import { replay } from "./hitrate/replay.ts";
+import { buildTrace, findWorkload, type Trace } from "./hitrate/workloads.ts";
+
+const BATCH = 100;
+const ZIPF_ALPHA = 1.0; // as bench/hitrate.ts, for workloads that do not set their own
+
+const { values } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: {
+    workloads: { type: "string", default: "T0,T1,T2" },
+    horizons: { type: "string", default: "2,5,20,100" },
+    "memory-mb": { type: "string", default: "64" },
+    requests: { type: "string", default: "600000" },
+    keys: { type: "string", default: "200000" },
+    rate: { type: "string", default: "25000" },
+    seed: { type: "string", default: "1" },
+  },
+});
+const pace = Number(values.rate);
+const budget = Number(values["memory-mb"]) * 1024 * 1024;
+const horizons = values.horizons.split(",").map(Number);
+
+/** Each key's requests per second over the whole trace. */
+function requestRates(trace: Trace): Float64Array {
+  const rates = new Float64Array(trace.keyspace.count);
+  for (const g of trace.requests) rates[g] += pace / trace.requests.length;
+  return rates;
+}
+
+async function hitRatio(trace: Trace, value: PriorityValue, rates: Float64Array, horizon?: number): Promise<number> {
+  const { keyspace } = trace;
+  const cache = new PriorityCache(budget, keyspace.keyBytes, keyspace.sizes, keyspace.ttls, value, rates, horizon);
+  const { measured } = await replay(trace, cache, BATCH, Date.now() + 600_000, pace);
+  return (100 * measured.hits) / measured.requests;
+}
+
+const percent = (x: number): string => `${x.toFixed(2)} %`;
+console.log(`| workload | gdsf (hits counted) | popularity known | popularity known × seconds left, best of horizons ${horizons.join("/")} s |`);
+console.log("| --- | ---: | ---: | ---: |");
+for (const name of values.workloads.split(",")) {
+  const trace = buildTrace(findWorkload(name), { keys: Number(values.keys), requests: Number(values.requests), alpha: ZIPF_ALPHA, seed: Number(values.seed) });
+  const rates = requestRates(trace);
+  const gdsf = await hitRatio(trace, "gdsf", rates);
+  const popularity = await hitRatio(trace, "popularity", rates);
+  let best = { ratio: 0, horizon: 0 };
+  for (const horizon of horizons) {
+    const ratio = await hitRatio(trace, "popularity-ttl", rates, horizon);
+    if (ratio > best.ratio) best = { ratio, horizon };
+  }
+  console.log(`| ${name} | ${percent(gdsf)} | ${percent(popularity)} | ${percent(best.ratio)} (${best.horizon} s) |`);
+}
