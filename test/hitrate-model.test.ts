@@ -268,4 +268,13 @@ describe("priority model (bench/hitrate/priority-model.ts)", () => {
     hitsOf(c, [], 0.5, [2]);
     expect(hitsOf(c, [0, 1, 2], 0.5)).toEqual([0, 1, 1]);
   });
+
+  test("gdsf-ttl weighs its counted hits by the share of the horizon left", () => {
+    const ttls = Int32Array.from([1, 0, 0]);
+    const c = cache("gdsf-ttl", new Float64Array(3), ttls, 10);
+    hitsOf(c, [], 0.5, [0, 1]);
+    expect(hitsOf(c, [0, 0, 0], 0.5)).toEqual([1, 1, 1]); // 4 hits × 0.5 s / 10 s: 0.2, below 1's 1 × 1
+    hitsOf(c, [], 0.5, [2]);
+    expect(hitsOf(c, [0, 1, 2], 0.5)).toEqual([0, 1, 1]);
+  });
 });

@@ -3,6 +3,8 @@
  * the victim is the lowest, and evicting it raises L to its priority. What `value` is decides the
  * policy:
  * - "gdsf": the hits the item has had since it was stored (cacheismo's --eviction gdsf);
+ * - "gdsf-ttl": the same times the share of `horizonSeconds` the item has left before it expires
+ *   (what an online policy can do with a TTL: its hits stand in for the rate);
  * - "popularity": the key's true request rate, known in advance (a clairvoyant LFU: no policy that
  *   learns popularity from the requests it sees can know it better);
  * - "popularity-ttl": the same times the seconds the item has left before it expires, capped at
@@ -13,7 +15,7 @@
 import { cacheismoItemCost } from "./lru-model.ts";
 import type { CacheUnderTest } from "./replay.ts";
 
-export type PriorityValue = "gdsf" | "popularity" | "popularity-ttl";
+export type PriorityValue = "gdsf" | "gdsf-ttl" | "popularity" | "popularity-ttl";
 
 /** A binary min-heap of (priority, key, version); an entry is stale once its key's version moved on. */
 class MinHeap {
@@ -150,8 +152,9 @@ export class PriorityCache implements CacheUnderTest {
   private valueOf(g: number): number {
     if (this.value === "gdsf") return this.hits[g];
     if (this.value === "popularity") return this.requestRate[g];
-    const left = Math.max(0, this.expiresAt[g] - this.now);
-    return this.requestRate[g] * Math.min(left, this.horizonSeconds);
+    const left = Math.min(Math.max(0, this.expiresAt[g] - this.now), this.horizonSeconds);
+    if (this.value === "gdsf-ttl") return (this.hits[g] * left) / this.horizonSeconds;
+    return this.requestRate[g] * left;
   }
 
   private evictOne(): void {
