@@ -15,7 +15,7 @@
  * pipelined forwarding case above. Each workload runs ROUNDS rounds, which system goes first
  * alternating per round, and each system's best round is reported with the CPU time each of its
  * processes spent per operation in that round (user + system, all threads; the load generator's
- * not counted). --only runs just the loads whose name contains NAME ("multiget", "9:1").
+ * not counted) and the share of the machine's CPU time that went idle meanwhile. --only runs just the loads whose name contains NAME ("multiget", "9:1").
  *
  * On a small machine the load generator and the servers share the cores: compare the ratios.
  */
@@ -26,7 +26,7 @@ import type { Socket, Subprocess } from "bun";
 import { Continuum, parseServerList } from "../src/cluster/ketama.ts";
 import { type MemaslapLoad, type MemaslapResult, runMemaslap } from "./lib/memaslap.ts";
 import { request } from "./lib/memcache.ts";
-import { CLOCK_TICKS_PER_SECOND, cpuTicks, freePort, killAllOnSignal, spawnLogged, stop, waitForMemcache } from "./lib/proc.ts";
+import { CLOCK_TICKS_PER_SECOND, cpuTicks, freePort, killAllOnSignal, machineTicks, spawnLogged, stop, waitForMemcache } from "./lib/proc.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const SIDE_BY_SIDE = process.argv.includes("--side-by-side");
@@ -205,15 +205,18 @@ function misses(r: MemaslapResult): string {
   return `${r.clientGetMisses}/${r.clientGets}${r.anomalies > 0 ? ` (${r.anomalies} odd lines: ${r.firstAnomaly})` : ""}`;
 }
 
-/** A memcaslap round with the CPU µs per operation of each process serving it. */
+/** A memcaslap round with the CPU µs per operation of each process serving it, and how idle the machine was. */
 interface Round {
   result: MemaslapResult;
   cpuPerOp: number[];
+  idleShare: number;
 }
 
 async function measuredRound(port: number, pids: readonly number[], load: MemaslapLoad, config: string): Promise<Round> {
   const before = pids.map(cpuTicks);
+  const machineBefore = machineTicks();
   const result = await runMemaslap(port, load, SECONDS, config, 2);
+  const machineAfter = machineTicks();
   const after = pids.map(cpuTicks);
   const usPerTick = 1e6 / CLOCK_TICKS_PER_SECOND;
   const cpuPerOp = pids.map((_, i) => {
@@ -221,7 +224,8 @@ async function measuredRound(port: number, pids: readonly number[], load: Memasl
     const a = after[i];
     return a && b && result.ops > 0 ? ((a.user + a.system - b.user - b.system) * usPerTick) / result.ops : Number.NaN;
   });
-  return { result, cpuPerOp };
+  const idleShare = (machineAfter.idle - machineBefore.idle) / (machineAfter.total - machineBefore.total);
+  return { result, cpuPerOp, idleShare };
 }
 
 function cpuCell(round: Round): string {
@@ -257,6 +261,7 @@ async function sideBySide(workDir: string): Promise<void> {
         "cacheismo / nutcracker": (ours.result.opsPerSec / twemRound.result.opsPerSec).toFixed(2),
         "CPU µs/op nutcracker + mc + mc": cpuCell(twemRound),
         "CPU µs/op node A + node B": cpuCell(ours),
+        "machine idle (nutcracker; cacheismo)": `${(100 * twemRound.idleShare).toFixed(0)} %; ${(100 * ours.idleShare).toFixed(0)} %`,
         "get misses (nutcracker; cacheismo)": `${misses(twemRound.result)}; ${misses(ours.result)}`,
       });
     }

@@ -98,3 +98,10 @@ export function cpuTicks(pid: number): { user: number; system: number } | undefi
     return undefined;
   }
 }
+
+/** The machine's idle and total clock ticks over all cores so far, from /proc/stat. */
+export function machineTicks(): { idle: number; total: number } {
+  const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return { idle: fields[3] + fields[4], total: fields.reduce((sum, n) => sum + n, 0) };
+}
