@@ -6,7 +6,6 @@
  * never turned into strings: they go from the input bytes to the store and from the store to
  * the output buffer.
  */
-import * as jsc from "bun:jsc";
 import type { AuthTable } from "../auth.ts";
 import { copyBytes } from "../bytes.ts";
 import { ReplyKind } from "../cluster/reply-shape.ts";
@@ -14,6 +13,7 @@ import type { ClusterRouter } from "../cluster/router.ts";
 import type { ForwardingSession } from "../cluster/session.ts";
 import type { Config } from "../config.ts";
 import { parseCounter } from "../decimal.ts";
+import { neverInline } from "../jit.ts";
 import { latin1Bytes, latin1String } from "../latin1.ts";
 import type { Counters, StatsSource } from "../stats.ts";
 import { statsLines } from "../stats.ts";
@@ -1247,11 +1247,6 @@ export function parseUnsigned(buf: Uint8Array, s: number, e: number): number {
   for (let i = d; i < e; i++) n = n * 10 + (buf[i] - 48);
   return n;
 }
-/** In bun:jsc's module object, though not in its type declarations. */
-interface BunJscExtras {
-  noInline?: (fn: (...args: never[]) => unknown) => void;
-}
-
 /**
  * Called, not inlined: a storage line parses three or four numbers, and with the digit loops
  * inlined at each, `update` was the largest function the optimizing compiler took on (6.7 KB of
@@ -1260,7 +1255,7 @@ interface BunJscExtras {
  * for its duration). Called, `update` compiles to 4.5 KB under a write flood, and the W1/W4 peaks
  * at -m 64 fell from 131-134 MiB to 127-130 MiB (twelve runs of bench/hitrate.ts).
  */
-(jsc as unknown as BunJscExtras).noInline?.(parseUnsigned);
+neverInline(parseUnsigned);
 
 const U64_MAX_DIGITS = "18446744073709551615";
 
