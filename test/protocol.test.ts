@@ -305,7 +305,7 @@ describe("memcached replies over TCP", () => {
 });
 
 describe("what the parser relies on from the runtime", () => {
-  test("bun:jsc still offers noInline (text.ts keeps the digit loops out of the storage command's compile with it)", async () => {
+  test("bun:jsc still offers noInline (src/jit.ts's neverInline keeps the hot compiles small with it)", async () => {
     const jsc = (await import("bun:jsc")) as unknown as { noInline?: unknown };
     expect(typeof jsc.noInline).toBe("function");
   });
