@@ -1247,6 +1247,7 @@ export function parseUnsigned(buf: Uint8Array, s: number, e: number): number {
   for (let i = d; i < e; i++) n = n * 10 + (buf[i] - 48);
   return n;
 }
+
 /**
  * Called, not inlined: a storage line parses three or four numbers, and with the digit loops
  * inlined at each, `update` was the largest function the optimizing compiler took on (6.7 KB of
