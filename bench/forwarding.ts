@@ -15,7 +15,8 @@
  * pipelined forwarding case above. Each workload runs ROUNDS rounds, which system goes first
  * alternating per round, and each system's best round is reported with the CPU time each of its
  * processes spent per operation in that round (user + system, all threads; the load generator's
- * not counted) and the share of the machine's CPU time that went idle meanwhile. --only runs just the loads whose name contains NAME ("multiget", "9:1").
+ * not counted) and the share of the machine's CPU time that went idle meanwhile. --only runs just
+ * the loads whose name contains NAME ("multiget", "9:1") and skips the pipelined case.
  *
  * On a small machine the load generator and the servers share the cores: compare the ratios.
  */
