@@ -301,6 +301,7 @@ export class CacheServer implements StatsSource {
     protocol.onWake = () => {
       if (!socket.data.closed) this.flush(socket, socket.data);
     };
+    protocol.onOutputGrown = () => this.send(socket, protocol);
     this.counters.total_connections++;
     if (rejected) {
       this.counters.rejected_connections++;
@@ -313,20 +314,24 @@ export class CacheServer implements StatsSource {
     socket.setNoDelay(true);
   }
 
+  /** Writes what of the replies may go and the socket takes. */
+  private send(socket: Socket<Connection>, protocol: TextProtocol): void {
+    const sendable = protocol.sendable;
+    if (sendable === 0) return;
+    const written = socket.write(protocol.out.bytes, 0, sendable);
+    if (written > 0) {
+      this.counters.bytes_written += written;
+      protocol.consume(written);
+    }
+  }
+
   /** Writes what the socket takes; parses held-back input while output has room. */
   private flush(socket: Socket<Connection>, conn: Connection): void {
     const protocol = conn.protocol;
     const out = protocol.out;
     const limit = this.config.maxConnBufferBytes;
     for (;;) {
-      const sendable = protocol.sendable;
-      if (sendable > 0) {
-        const written = socket.write(out.bytes, 0, sendable);
-        if (written > 0) {
-          this.counters.bytes_written += written;
-          protocol.consume(written);
-        }
-      }
+      this.send(socket, protocol);
       if (protocol.blocked && !protocol.waiting && out.length < limit) {
         // Input held back (backpressure or a forwarded reply): go on now that there is room.
         protocol.resume();

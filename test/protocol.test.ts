@@ -310,3 +310,29 @@ describe("what the parser relies on from the runtime", () => {
     expect(typeof jsc.noInline).toBe("function");
   });
 });
+
+describe("replies of one data event", () => {
+  test("go to the socket as they pile up past 256 KiB, in order, so the output buffer stays small", () => {
+    const p = freshProtocol();
+    const value = (i: number): string => String(i % 10).repeat(4000);
+    const sets = Array.from({ length: 200 }, (_, i) => `set k${i} 0 0 4000\r\n${value(i)}\r\n`).join("");
+    p.feed(Buffer.from(sets, "latin1"));
+    p.out.length = 0;
+
+    let sent = "";
+    let largest = 0;
+    p.onOutputGrown = () => {
+      largest = Math.max(largest, p.out.length);
+      sent += Buffer.from(p.out.bytes.subarray(0, p.out.length)).toString("latin1");
+      p.consume(p.out.length); // a socket that takes everything
+    };
+    p.feed(Buffer.from(Array.from({ length: 200 }, (_, i) => `get k${i}\r\n`).join(""), "latin1"));
+    largest = Math.max(largest, p.out.length);
+    sent += Buffer.from(p.out.bytes.subarray(0, p.out.length)).toString("latin1");
+
+    const expected = Array.from({ length: 200 }, (_, i) => `VALUE k${i} 0 4000\r\n${value(i)}\r\nEND\r\n`).join("");
+    expect(sent).toBe(expected);
+    expect(largest).toBeGreaterThanOrEqual(256 * 1024); // it was handed over at the threshold...
+    expect(largest).toBeLessThan(256 * 1024 + 4100); // ...not after the whole 800 KB of replies
+  });
+});
