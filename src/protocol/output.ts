@@ -3,7 +3,8 @@ import { neverInline } from "../jit.ts";
 
 /**
  * A connection's outgoing bytes: one growable buffer, filled by every reply of a data event and
- * handed to the socket in one write. What the socket does not take stays here until `drain`.
+ * handed to the socket in one write (or one per 256 KiB of replies: text.ts OUTPUT_WRITE_BYTES).
+ * What the socket does not take stays here until `drain`.
  */
 export class OutputBuffer {
   bytes: Uint8Array;
