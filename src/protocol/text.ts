@@ -97,7 +97,6 @@ function isErrorLine(part: Uint8Array): boolean {
   return part.length > 0 && part[0] !== 86; /* V */
 }
 
-/** VALUE blocks in order, then END; or the first error line alone, which answers the request. */
 /**
  * Replies piled up in one data event past this many bytes are handed to the socket before parsing
  * goes on: a pipeline of large gets would otherwise grow `out` to the whole batch's replies (2 MiB
@@ -105,6 +104,7 @@ function isErrorLine(part: Uint8Array): boolean {
  */
 const OUTPUT_WRITE_BYTES = 256 * 1024;
 
+/** VALUE blocks in order, then END; or the first error line alone, which answers the request. */
 function assemble(parts: readonly Uint8Array[]): Uint8Array {
   const error = parts.find(isErrorLine);
   if (error !== undefined) return error;
