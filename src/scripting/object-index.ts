@@ -12,6 +12,7 @@
  */
 
 import { copyBytes } from "../bytes.ts";
+import { hashKey } from "../store/store.ts";
 
 export const MAGIC = 0x8e;
 export const T_NIL = 0;
@@ -22,16 +23,13 @@ export const T_STRING = 4;
 /** Thrown for a log these pairs do not describe (a nested table, a number key...): Lua reads it. */
 export class NotFlat extends Error {}
 
-const FNV_OFFSET = 0x811c9dc5 | 0;
-const FNV_PRIME = 0x01000193;
 const MIN_SLOTS = 16;
 /** A compaction keeps the log's capacity and the index's size unless they are this many times what the object needs. */
 const SHRINK_FACTOR = 4;
 
+/** The store's key hash (FNV-1a) as the Int32 the index keeps. */
 function hashBytes(buf: Uint8Array, from: number, to: number): number {
-  let h = FNV_OFFSET;
-  for (let i = from; i < to; i++) h = Math.imul(h ^ buf[i], FNV_PRIME);
-  return h;
+  return hashKey(buf, from, to - from) | 0;
 }
 
 export function readU32(bytes: Uint8Array, at: number): number {
