@@ -186,7 +186,6 @@ export class ObjectIndex {
     if (oldSlots.length <= SHRINK_FACTOR * size) size = Math.max(size, oldSlots.length);
     const slots = this.spareSlots !== null && this.spareSlots.length === size ? this.spareSlots.fill(0) : new Int32Array(size);
     const hashes = this.spareHashes !== null && this.spareHashes.length === size ? this.spareHashes : new Int32Array(size);
-    const mask = size - 1;
     log[0] = MAGIC;
     let length = 1;
     for (let i = 0; i < oldSlots.length; i++) {
@@ -195,10 +194,7 @@ export class ObjectIndex {
       const value = valueOffset(old, pair);
       if (old[value] === T_NIL) continue;
       const end = pairEnd(old, value);
-      let slot = oldHashes[i] & mask;
-      while (slots[slot] !== 0) slot = (slot + 1) & mask;
-      slots[slot] = length + 1;
-      hashes[slot] = oldHashes[i];
+      placeNew(slots, hashes, oldHashes[i], length + 1);
       copyBytes(old, pair, end, log, length);
       length += end - pair;
     }
@@ -280,17 +276,19 @@ export class ObjectIndex {
     const oldHashes = this.hashes;
     const slots = new Int32Array(oldSlots.length * 2);
     const hashes = new Int32Array(slots.length);
-    const mask = slots.length - 1;
-    for (let i = 0; i < oldSlots.length; i++) {
-      if (oldSlots[i] === 0) continue;
-      let slot = oldHashes[i] & mask;
-      while (slots[slot] !== 0) slot = (slot + 1) & mask;
-      slots[slot] = oldSlots[i];
-      hashes[slot] = oldHashes[i];
-    }
+    for (let i = 0; i < oldSlots.length; i++) if (oldSlots[i] !== 0) placeNew(slots, hashes, oldHashes[i], oldSlots[i]);
     this.slots = slots;
     this.hashes = hashes;
   }
+}
+
+/** Puts `entry` of a key known not to be in the table into the first free slot from its hash. */
+function placeNew(slots: Int32Array, hashes: Int32Array, hash: number, entry: number): void {
+  const mask = slots.length - 1;
+  let slot = hash & mask;
+  while (slots[slot] !== 0) slot = (slot + 1) & mask;
+  slots[slot] = entry;
+  hashes[slot] = hash;
 }
 
 /** Where the pair whose value starts at `value` ends; past the log when it is cut short. */
