@@ -8,6 +8,8 @@
  * whole-second clock reaches floor(t) + s, as a server's clock does, and its memory is free at
  * that moment (expire(now) before each exchange), never evicting a live key while it is held.
  */
+import { MinHeap } from "./min-heap.ts";
+
 const NONE = -1;
 
 /** cacheismo's item layout (src/store/item.ts HEADER_BYTES, src/store/arena.ts UNIT_BYTES). */
@@ -36,9 +38,8 @@ export class IdealLru {
   private readonly present: Uint8Array;
   /** Whole second at which a held key expires (0: never). */
   private readonly expiresAt: Float64Array;
-  /** Min-heap of (expiry second, key); an entry is stale once its key was removed or set again. */
-  private readonly heapExpiry: number[] = [];
-  private readonly heapKey: number[] = [];
+  /** (expiry second, key); an entry is stale once its key was removed or set again. */
+  private readonly byExpiry = new MinHeap();
 
   /** `costs[k]` is what key k occupies while cached; `ttls[k]` its TTL in seconds (0: none). */
   constructor(
@@ -55,10 +56,11 @@ export class IdealLru {
   /** Frees every key expired at `nowSeconds` (not counted as evictions). */
   expire(nowSeconds: number): void {
     const second = Math.floor(nowSeconds);
-    while (this.heapKey.length > 0 && this.heapExpiry[0] <= second) {
-      const key = this.heapKey[0];
-      const at = this.heapExpiry[0];
-      this.popHeap();
+    const heap = this.byExpiry;
+    while (heap.size > 0 && heap.topPriority() <= second) {
+      const key = heap.topKey();
+      const at = heap.topPriority();
+      heap.pop();
       if (this.present[key] === 1 && this.expiresAt[key] === at) this.remove(key);
     }
   }
@@ -88,7 +90,7 @@ export class IdealLru {
     this.pushHead(key);
     const ttl = this.ttls[key];
     this.expiresAt[key] = ttl === 0 ? 0 : Math.floor(nowSeconds) + ttl;
-    if (ttl !== 0) this.pushHeap(this.expiresAt[key], key);
+    if (ttl !== 0) this.byExpiry.push(this.expiresAt[key], key);
     return true;
   }
 
@@ -102,42 +104,6 @@ export class IdealLru {
     this.present[key] = 0;
     this.usedBytes -= this.costs[key];
     this.items--;
-  }
-
-  private pushHeap(at: number, key: number): void {
-    const { heapExpiry: e, heapKey: k } = this;
-    let i = e.length;
-    e.push(at);
-    k.push(key);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (e[parent] <= at) break;
-      e[i] = e[parent];
-      k[i] = k[parent];
-      i = parent;
-    }
-    e[i] = at;
-    k[i] = key;
-  }
-
-  private popHeap(): void {
-    const { heapExpiry: e, heapKey: k } = this;
-    const at = e.pop()!;
-    const key = k.pop()!;
-    const n = e.length;
-    if (n === 0) return;
-    let i = 0;
-    for (;;) {
-      let child = 2 * i + 1;
-      if (child >= n) break;
-      if (child + 1 < n && e[child + 1] < e[child]) child++;
-      if (e[child] >= at) break;
-      e[i] = e[child];
-      k[i] = k[child];
-      i = child;
-    }
-    e[i] = at;
-    k[i] = key;
   }
 
   private unlink(key: number): void {

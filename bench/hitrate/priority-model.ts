@@ -13,73 +13,10 @@
  * clock, expired memory free at once. Priorities are set when an item is stored or hit.
  */
 import { cacheismoItemCost } from "./lru-model.ts";
+import { MinHeap } from "./min-heap.ts";
 import type { CacheUnderTest } from "./replay.ts";
 
 export type PriorityValue = "gdsf" | "gdsf-ttl" | "popularity" | "popularity-ttl";
-
-/** A binary min-heap of (priority, key, version); an entry is stale once its key's version moved on. */
-class MinHeap {
-  private readonly priority: number[] = [];
-  private readonly key: number[] = [];
-  private readonly version: number[] = [];
-
-  get size(): number {
-    return this.priority.length;
-  }
-
-  topPriority(): number {
-    return this.priority[0];
-  }
-
-  topKey(): number {
-    return this.key[0];
-  }
-
-  topVersion(): number {
-    return this.version[0];
-  }
-
-  push(p: number, k: number, v: number): void {
-    let i = this.priority.length;
-    this.priority.push(p);
-    this.key.push(k);
-    this.version.push(v);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (this.priority[parent] <= p) break;
-      this.set(i, this.priority[parent], this.key[parent], this.version[parent]);
-      i = parent;
-    }
-    this.set(i, p, k, v);
-  }
-
-  pop(): void {
-    const last = this.priority.length - 1;
-    const p = this.priority[last];
-    const k = this.key[last];
-    const v = this.version[last];
-    this.priority.pop();
-    this.key.pop();
-    this.version.pop();
-    if (last === 0) return;
-    let i = 0;
-    for (;;) {
-      let child = 2 * i + 1;
-      if (child >= last) break;
-      if (child + 1 < last && this.priority[child + 1] < this.priority[child]) child++;
-      if (this.priority[child] >= p) break;
-      this.set(i, this.priority[child], this.key[child], this.version[child]);
-      i = child;
-    }
-    this.set(i, p, k, v);
-  }
-
-  private set(i: number, p: number, k: number, v: number): void {
-    this.priority[i] = p;
-    this.key[i] = k;
-    this.version[i] = v;
-  }
-}
 
 export class PriorityCache implements CacheUnderTest {
   readonly waitsForTime = false;
@@ -161,7 +98,7 @@ export class PriorityCache implements CacheUnderTest {
     const heap = this.byPriority;
     for (;;) {
       const g = heap.topKey();
-      const live = this.present[g] === 1 && this.version[g] === heap.topVersion();
+      const live = this.present[g] === 1 && this.version[g] === heap.topTag();
       const p = heap.topPriority();
       heap.pop();
       if (!live) continue;
@@ -177,7 +114,7 @@ export class PriorityCache implements CacheUnderTest {
     const second = Math.floor(this.now);
     while (heap.size > 0 && heap.topPriority() <= second) {
       const g = heap.topKey();
-      const v = heap.topVersion();
+      const v = heap.topTag();
       heap.pop();
       if (this.present[g] === 1 && this.version[g] === v) this.remove(g);
     }
