@@ -14,7 +14,7 @@ import type { ForwardingSession } from "../cluster/session.ts";
 import type { Config } from "../config.ts";
 import { parseCounter } from "../decimal.ts";
 import { neverInline } from "../jit.ts";
-import { latin1Bytes, latin1String } from "../latin1.ts";
+import { latin1Bytes, latin1Equals, latin1String } from "../latin1.ts";
 import type { Counters, StatsSource } from "../stats.ts";
 import { statsLines } from "../stats.ts";
 import { HEADER_BYTES, KEY_MAX_BYTES } from "../store/item.ts";
@@ -514,10 +514,7 @@ export class TextProtocol implements MetaHost {
   }
 
   private is(buf: Uint8Array, token: number, word: string): boolean {
-    const s = this.starts[token];
-    if (this.ends[token] - s !== word.length) return false;
-    for (let i = 0; i < word.length; i++) if (buf[s + i] !== word.charCodeAt(i)) return false;
-    return true;
+    return latin1Equals(buf, this.starts[token], this.ends[token], word);
   }
 
   /** Whether the request has min to max tokens; when not, answers ERROR as memcached does. */

@@ -18,7 +18,7 @@
  * request bytes into the connection's output (serve): no key string, no member string, no reply
  * array; the member's bytes are looked up and appended as they are.
  */
-import { latin1Bytes, latin1String, writeLatin1 } from "../latin1.ts";
+import { latin1Bytes, latin1Equals, latin1String, writeLatin1 } from "../latin1.ts";
 import type { OutputBuffer } from "../protocol/output.ts";
 import { ObjectIndex, T_NIL, T_NUMBER, T_STRING, readU32, valueOffset } from "./object-index.ts";
 import type { ObjectLogs } from "./object-logs.ts";
@@ -468,19 +468,13 @@ export class NativeObjects {
 function typeAt(buf: Uint8Array, k: number, end: number): NativeType | null {
   // Told apart by the first byte, so that one name is compared.
   const type = buf[k] === 115 /* s */ ? "set" : buf[k] === 109 /* m */ ? "map" : buf[k] === 113 /* q */ ? "quota" : null;
-  return type !== null && k + type.length < end && buf[k + type.length] === COLON && bytesAre(buf, k, k + type.length, type) ? type : null;
+  return type !== null && k + type.length < end && buf[k + type.length] === COLON && latin1Equals(buf, k, k + type.length, type) ? type : null;
 }
 
 /** The one of `methods` buf[from, to) names: the literal, no new string. */
 function methodIn(methods: readonly string[], buf: Uint8Array, from: number, to: number): string | null {
-  for (let i = 0; i < methods.length; i++) if (bytesAre(buf, from, to, methods[i])) return methods[i];
+  for (let i = 0; i < methods.length; i++) if (latin1Equals(buf, from, to, methods[i])) return methods[i];
   return null;
-}
-
-function bytesAre(buf: Uint8Array, from: number, to: number, text: string): boolean {
-  if (to - from !== text.length || buf[from] !== text.charCodeAt(0)) return false;
-  for (let i = 1; i < text.length; i++) if (buf[from + i] !== text.charCodeAt(i)) return false;
-  return true;
 }
 
 /** Where the first ':' in buf[from, end) is, or -1. */
