@@ -20,6 +20,7 @@
  */
 import { latin1Bytes, latin1Equals, latin1String, writeLatin1 } from "../latin1.ts";
 import type { OutputBuffer } from "../protocol/output.ts";
+import { R_CRLF, R_VALUE } from "../protocol/replies.ts";
 import { ObjectIndex, T_NIL, T_NUMBER, T_STRING, readU32, valueOffset } from "./object-index.ts";
 import type { ObjectLogs } from "./object-logs.ts";
 import { ScriptFailure } from "./script-runtime.ts";
@@ -69,7 +70,6 @@ const HANDLED_METHODS: Readonly<Record<NativeType, readonly string[]>> = {
 const CR = 13;
 const LF = 10;
 const COLON = 58;
-const VALUE_SPACE = latin1Bytes("VALUE ");
 const FIELD_SEPARATOR = latin1Bytes(" : ");
 const QUOTA_COUNT = latin1Bytes("count");
 const QUOTA_LIMIT = latin1Bytes("limit");
@@ -514,51 +514,31 @@ function numberOf(index: ObjectIndex, key: Uint8Array): number | null {
   return pair >= 0 && index.log[valueOffset(index.log, pair)] === T_NUMBER ? index.numberAt(pair) : null;
 }
 
-/** The most bytes `VALUE ` , " 0 ", the length and the two CRLFs of a VALUE block take. */
-const BLOCK_FRAME_BYTES = 6 + 3 + 10 + 4;
-
 /** What follows the key in the VALUE block of each constant reply: ` 0 <len>\r\n<value>\r\n`. */
 const CONSTANT_TAILS = new Map(
   ["EXISTS", "NOT_FOUND", "SUCCESS", "ERROR_CACHE_MISS", "QUOTA_OK", "QUOTA_EXCEEDED"].map((value) => [value, latin1Bytes(` 0 ${value.length}\r\n${value}\r\n`)]),
 );
+/** Between a VALUE block's key and its length: no flags. */
+const NO_FLAGS = latin1Bytes(" 0 ");
 
 /**
  * `VALUE <key> 0 <len>\r\n<value>\r\n` into out: the key as the request's bytes, the value a
  * latin1 string, or (text null) bytes[0, length).
  */
 function putValueBlock(out: OutputBuffer, buf: Uint8Array, k: number, klen: number, text: string | null, bytes: Uint8Array, length: number): void {
-  if (text !== null) length = text.length;
-  out.reserve(BLOCK_FRAME_BYTES + klen + length);
-  const dst = out.bytes;
-  let at = out.length;
-  for (let i = 0; i < VALUE_SPACE.length; i++) dst[at++] = VALUE_SPACE[i];
-  for (let i = 0; i < klen; i++) dst[at++] = buf[k + i];
+  out.put(R_VALUE);
+  out.putBytes(buf, k, klen);
   const tail = text === null ? undefined : CONSTANT_TAILS.get(text);
   if (tail !== undefined) {
-    for (let i = 0; i < tail.length; i++) dst[at++] = tail[i];
-    out.length = at;
+    out.put(tail);
     return;
   }
-  dst[at++] = 32;
-  dst[at++] = 48; // 0
-  dst[at++] = 32;
-  at = writeDecimal(dst, at, length);
-  dst[at++] = CR;
-  dst[at++] = LF;
-  if (text !== null) for (let i = 0; i < length; i++) dst[at++] = text.charCodeAt(i);
-  else for (let i = 0; i < length; i++) dst[at++] = bytes[i];
-  dst[at++] = CR;
-  dst[at++] = LF;
-  out.length = at;
-}
-
-/** Writes n (a whole number below 10^10) in decimal at `at`; returns where it ends. */
-function writeDecimal(dst: Uint8Array, at: number, n: number): number {
-  let digits = 1;
-  for (let v = n; v >= 10; v = Math.floor(v / 10)) digits++;
-  const end = at + digits;
-  for (let i = end - 1, v = n; i >= at; i--, v = Math.floor(v / 10)) dst[i] = 48 + (v % 10);
-  return end;
+  out.put(NO_FLAGS);
+  out.putDecimal(text === null ? length : text.length);
+  out.put(R_CRLF);
+  if (text === null) out.putBytes(bytes, 0, length);
+  else out.putAscii(text);
+  out.put(R_CRLF);
 }
 
 /** A VALUE block whose value is every line followed by CRLF, built once. */
