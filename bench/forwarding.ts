@@ -27,7 +27,7 @@ import type { Socket, Subprocess } from "bun";
 import { Continuum, parseServerList } from "../src/cluster/ketama.ts";
 import { type MemaslapLoad, type MemaslapResult, runMemaslap } from "./lib/memaslap.ts";
 import { request } from "./lib/memcache.ts";
-import { CLOCK_TICKS_PER_SECOND, cpuTicks, freePort, killAllOnSignal, machineTicks, spawnLogged, stop, waitForMemcache } from "./lib/proc.ts";
+import { cpuMicrosPerOp, cpuTicks, freePort, killAllOnSignal, machineTicks, spawnLogged, stop, waitForMemcache } from "./lib/proc.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const SIDE_BY_SIDE = process.argv.includes("--side-by-side");
@@ -219,11 +219,9 @@ async function measuredRound(port: number, pids: readonly number[], load: Memasl
   const result = await runMemaslap(port, load, SECONDS, config, 2);
   const machineAfter = machineTicks();
   const after = pids.map(cpuTicks);
-  const usPerTick = 1e6 / CLOCK_TICKS_PER_SECOND;
   const cpuPerOp = pids.map((_, i) => {
-    const b = before[i];
-    const a = after[i];
-    return a && b && result.ops > 0 ? ((a.user + a.system - b.user - b.system) * usPerTick) / result.ops : Number.NaN;
+    const perOp = cpuMicrosPerOp(before[i], after[i], result.ops);
+    return perOp === undefined ? Number.NaN : perOp.user + perOp.system;
   });
   const idleShare = (machineAfter.idle - machineBefore.idle) / (machineAfter.total - machineBefore.total);
   return { result, cpuPerOp, idleShare };

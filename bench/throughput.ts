@@ -24,7 +24,7 @@ import { parseArgs } from "node:util";
 import type { Subprocess } from "bun";
 import { runMemaslap, type MemaslapLoad, type MemaslapResult } from "./lib/memaslap.ts";
 import { stats } from "./lib/memcache.ts";
-import { CLOCK_TICKS_PER_SECOND, cpuTicks, freePort, killAll, killAllOnSignal, spawnLogged, stop, waitForMemcache } from "./lib/proc.ts";
+import { cpuMicrosPerOp, cpuTicks, freePort, killAll, killAllOnSignal, spawnLogged, stop, waitForMemcache } from "./lib/proc.ts";
 
 const MEMORY_MB: number = 64;
 const STARTUP_TIMEOUT_MS: number = 15_000;
@@ -203,10 +203,7 @@ async function measure(workload: Workload, spec: ServerSpec, round: number, opti
     run.result = await runMemaslap(port, load, seconds, config, threads, pinned ? 1 : undefined);
     run.peakRssBytes = peakRss(proc.pid);
     const cpuAfter = cpuTicks(proc.pid);
-    if (cpuBefore && cpuAfter && run.result.ops > 0) {
-      const usPerTick = 1e6 / CLOCK_TICKS_PER_SECOND;
-      run.cpuPerOp = { user: ((cpuAfter.user - cpuBefore.user) * usPerTick) / run.result.ops, system: ((cpuAfter.system - cpuBefore.system) * usPerTick) / run.result.ops };
-    }
+    run.cpuPerOp = cpuMicrosPerOp(cpuBefore, cpuAfter, run.result.ops);
     const after = await getCounters(port);
     if (before && after) {
       const hits: number = after.hits - before.hits;

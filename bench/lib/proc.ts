@@ -86,7 +86,7 @@ export function killAllOnSignal(): void {
 }
 
 /** Linux's USER_HZ, the unit of /proc/<pid>/stat's times. */
-export const CLOCK_TICKS_PER_SECOND = 100;
+const CLOCK_TICKS_PER_SECOND = 100;
 
 /** utime and stime of a process (all its threads), in clock ticks, from /proc. */
 export function cpuTicks(pid: number): { user: number; system: number } | undefined {
@@ -97,6 +97,17 @@ export function cpuTicks(pid: number): { user: number; system: number } | undefi
   } catch {
     return undefined;
   }
+}
+
+/** The CPU µs (user, system) a process spent per operation between two cpuTicks readings; undefined when either is missing or no operation ran. */
+export function cpuMicrosPerOp(
+  before: { user: number; system: number } | undefined,
+  after: { user: number; system: number } | undefined,
+  ops: number,
+): { user: number; system: number } | undefined {
+  if (before === undefined || after === undefined || ops <= 0) return undefined;
+  const usPerTick = 1e6 / CLOCK_TICKS_PER_SECOND;
+  return { user: ((after.user - before.user) * usPerTick) / ops, system: ((after.system - before.system) * usPerTick) / ops };
 }
 
 /** The machine's idle and total clock ticks over all cores so far, from /proc/stat. */
