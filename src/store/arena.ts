@@ -16,6 +16,8 @@
  * every thread that attaches the same ArenaMemory sees one arena.
  */
 
+import { adviseHugePages } from "./huge-pages.ts";
+
 export const UNIT_BYTES = 32;
 export const UNIT_SHIFT = 5;
 export const U32_PER_UNIT = UNIT_BYTES >>> 2;
@@ -49,7 +51,9 @@ export function createArenaMemory(totalBytes: number): ArenaMemory {
   if (units > 0xffffffff) throw new RangeError("arena too large for u32 unit indices");
   const segments: SharedArrayBuffer[] = [];
   for (let first = 0; first < units; first += SEGMENT_UNITS) {
-    segments.push(new SharedArrayBuffer(Math.min(SEGMENT_UNITS, units - first) * UNIT_BYTES));
+    const segment = new SharedArrayBuffer(Math.min(SEGMENT_UNITS, units - first) * UNIT_BYTES);
+    adviseHugePages(segment);
+    segments.push(segment);
   }
   const memory = { segments, freeMarks: new SharedArrayBuffer(Math.ceil(units / 32) * 4), meta: new SharedArrayBuffer(META_WORDS * 4) };
   new Arena(memory).reset();
