@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { heapStats } from "bun:jsc";
 import { Clock } from "../src/store/clock.ts";
 import { Namespace } from "../src/store/item.ts";
-import { CRAWL_ITEMS_PER_ALLOCATION, Store, StoreMode, StoreResult } from "../src/store/store.ts";
+import { CRAWL_ITEMS_PER_ALLOCATION, hashKey, Store, StoreMode, StoreResult } from "../src/store/store.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -212,6 +212,27 @@ describe("store", () => {
     expect(has(store, "big")).toBe(false);
     for (let i = 0; i < 20; i++) expect(has(store, `small${i}`)).toBe(true);
     store.checkInvariants();
+  });
+});
+
+describe("store key hash", () => {
+  test("is MurmurHash3 x86 32-bit with seed 0 (published test vectors, every tail length)", () => {
+    const vectors: [string, number][] = [
+      ["", 0x00000000],
+      ["hello", 0x248bfa47],
+      ["hello, world", 0x149bbb7f],
+      ["19 Jan 2038 at 3:14:07 AM", 0xe31e8a70],
+      ["The quick brown fox jumps over the lazy dog.", 0xd5c48bfc],
+      ["ab", 0x9bbfd75f],
+      ["abc", 0xb3dd93fa],
+    ];
+    for (const [text, hash] of vectors) expect([text, hashKey(enc.encode(text), 0, text.length)]).toEqual([text, hash]);
+    // Bytes above 0x7f (a binary meta key): from a Python transcription of the reference code.
+    const high = Uint8Array.of(0x6b, 0x65, 0x79, 0xff, 0x80, 0x61, 0x62);
+    expect(hashKey(high, 0, high.length)).toBe(0xc5326ac5);
+    // An offset into a larger buffer hashes the same bytes.
+    const framed = enc.encode("get hello\r\n");
+    expect(hashKey(framed, 4, 5)).toBe(0x248bfa47);
   });
 });
 

@@ -27,7 +27,7 @@ const MIN_SLOTS = 16;
 /** A compaction keeps the log's capacity and the index's size unless they are this many times what the object needs. */
 const SHRINK_FACTOR = 4;
 
-/** The store's key hash (FNV-1a) as the Int32 the index keeps. */
+/** The store's key hash (MurmurHash3) as the Int32 the index keeps. */
 function hashBytes(buf: Uint8Array, from: number, to: number): number {
   return hashKey(buf, from, to - from) | 0;
 }
