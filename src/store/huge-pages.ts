@@ -29,11 +29,16 @@ function loadMadvise(): Madvise | null {
 
 const madvise = loadMadvise();
 
-/** Advises huge pages for the whole 2 MiB pages inside `buffer`; true when the kernel took the advice. */
+/**
+ * Advises huge pages for the whole 2 MiB pages inside `buffer` but its first and last; true when
+ * the kernel took the advice. An empty arena writes its free list's tags in its first and last
+ * unit: on huge pages that would make 4 MiB resident before any item is stored, which the
+ * server's RSS ceiling (taken once listening) would count twice, as process and as arena.
+ */
 export function adviseHugePages(buffer: SharedArrayBuffer): boolean {
-  if (madvise === null || buffer.byteLength < 2 * HUGE_PAGE_BYTES) return false;
+  if (madvise === null || buffer.byteLength < 4 * HUGE_PAGE_BYTES) return false;
   const base = ptr(new Uint8Array(buffer));
-  const start = Math.ceil(base / HUGE_PAGE_BYTES) * HUGE_PAGE_BYTES;
-  const end = Math.floor((base + buffer.byteLength) / HUGE_PAGE_BYTES) * HUGE_PAGE_BYTES;
+  const start = (Math.ceil(base / HUGE_PAGE_BYTES) + 1) * HUGE_PAGE_BYTES;
+  const end = (Math.floor((base + buffer.byteLength) / HUGE_PAGE_BYTES) - 1) * HUGE_PAGE_BYTES;
   return end > start && madvise(start, end - start, MADV_HUGEPAGE) === 0;
 }
