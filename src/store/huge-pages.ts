@@ -4,7 +4,7 @@
  * Items sit at random places in the arena, so nearly every request touches pages the TLB does
  * not cover; with 4 KiB pages each such touch costs a page walk, which a virtual machine makes
  * two-dimensional. Measured with both servers on one core under the same write flood
- * (README, "Huge pages"): 2 % more 4 KB sets, 4 % more 1 KB sets. Debian's default
+ * (bench/paired.ts, README "Paired runs"): 2 % more 4 KB sets, 4 % more 1 KB sets. Debian's default
  * transparent-huge-page mode is "madvise", which gives huge pages only to memory that asks.
  *
  * Bun has no madvise of its own; bun:ffi calls libc's. Where that is not possible (not glibc
@@ -30,15 +30,15 @@ function loadMadvise(): Madvise | null {
 const madvise = loadMadvise();
 
 /**
- * Advises huge pages for the whole 2 MiB pages inside `buffer` but its first and last; true when
- * the kernel took the advice. An empty arena writes its free list's tags in its first and last
+ * Advises huge pages for the whole 2 MiB pages inside `buffer` but its first and last (a buffer
+ * under 8 MiB keeps small pages). An empty arena writes its free list's tags in its first and last
  * unit: on huge pages that would make 4 MiB resident before any item is stored, which the
  * server's RSS ceiling (taken once listening) would count twice, as process and as arena.
  */
-export function adviseHugePages(buffer: SharedArrayBuffer): boolean {
-  if (madvise === null || buffer.byteLength < 4 * HUGE_PAGE_BYTES) return false;
+export function adviseHugePages(buffer: SharedArrayBuffer): void {
+  if (madvise === null || buffer.byteLength < 4 * HUGE_PAGE_BYTES) return;
   const base = ptr(new Uint8Array(buffer));
   const start = (Math.ceil(base / HUGE_PAGE_BYTES) + 1) * HUGE_PAGE_BYTES;
   const end = (Math.floor((base + buffer.byteLength) / HUGE_PAGE_BYTES) - 1) * HUGE_PAGE_BYTES;
-  return end > start && madvise(start, end - start, MADV_HUGEPAGE) === 0;
+  if (end > start) madvise(start, end - start, MADV_HUGEPAGE);
 }
