@@ -916,17 +916,13 @@ export function hashKey(key: Uint8Array, off: number, len: number): number {
     h = (h << 13) | (h >>> 19);
     h = (Math.imul(h, 5) + 0xe6546b64) | 0;
   }
-  let tail = 0;
-  switch (len & 3) {
-    case 3:
-      tail ^= key[i + 2] << 16;
-    // falls through
-    case 2:
-      tail ^= key[i + 1] << 8;
-    // falls through
-    case 1:
-      tail = Math.imul(tail ^ key[i], 0xcc9e2d51);
-      h ^= Math.imul((tail << 15) | (tail >>> 17), 0x1b873593);
+  const rest = len & 3;
+  if (rest !== 0) {
+    let tail = key[i];
+    if (rest > 1) tail |= key[i + 1] << 8;
+    if (rest > 2) tail |= key[i + 2] << 16;
+    tail = Math.imul(tail, 0xcc9e2d51);
+    h ^= Math.imul((tail << 15) | (tail >>> 17), 0x1b873593);
   }
   h ^= len;
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
