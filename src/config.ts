@@ -16,6 +16,7 @@ export interface Config {
   idleTimeoutSeconds: number;
   enableShutdown: boolean;
   disableFlushAll: boolean;
+  smallPages: boolean;
   authFile: string;
   eviction: string;
   virtualKeys: boolean;
@@ -72,6 +73,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: "idleTimeoutSeconds", long: "idle-timeout", kind: "int", default: 0, min: 0, max: 86400 * 365, live: true, help: "close connections idle this many seconds (0 = never)" },
   { key: "enableShutdown", long: "enable-shutdown", kind: "flag", default: false, live: true, help: "allow the shutdown command" },
   { key: "disableFlushAll", long: "disable-flush-all", short: "F", kind: "flag", default: false, help: "refuse the flush_all command" },
+  { key: "smallPages", long: "small-pages", kind: "flag", default: false, help: "keep item memory on 4 KiB pages (default: ask Linux for 2 MiB pages)" },
   { key: "eviction", long: "eviction", kind: "string", default: "lru", choices: ["lru", "gdsf"], help: "what leaves when memory is full: lru (global LRU) or gdsf (size-aware GreedyDual-Size-Frequency)" },
   { key: "authFile", long: "auth-file", kind: "string", default: "", help: "require clients to authenticate with a user:password line from this file (memcached's ASCII auth)" },
   { key: "virtualKeys", long: "virtual-keys", short: "e", kind: "flag", default: false, help: "run Lua objects behind virtual keys (get type:method:key:args)" },

@@ -79,7 +79,7 @@ export interface ServerMemory {
 
 export function createServerMemory(config: Config, threads: number): ServerMemory {
   return {
-    store: createStoreMemory(config.memoryLimitMb * 1024 * 1024, config.eviction as EvictionName),
+    store: createStoreMemory(config.memoryLimitMb * 1024 * 1024, config.eviction as EvictionName, undefined, !config.smallPages),
     counters: CounterTable.create(threads).buffer,
     connections: new SharedArrayBuffer(4),
     peerHealth: config.cluster ? HealthTable.create(parseServerList(config.peers).length).buffer : null,

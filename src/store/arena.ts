@@ -44,15 +44,15 @@ export interface ArenaMemory {
   readonly meta: SharedArrayBuffer;
 }
 
-/** A new, empty arena's shared state (every unit but the null one free). */
-export function createArenaMemory(totalBytes: number): ArenaMemory {
+/** A new, empty arena's shared state (every unit but the null one free), on huge pages where asked and offered. */
+export function createArenaMemory(totalBytes: number, hugePages = true): ArenaMemory {
   const units = Math.floor(totalBytes / UNIT_BYTES);
   if (units < 2) throw new RangeError("arena too small");
   if (units > 0xffffffff) throw new RangeError("arena too large for u32 unit indices");
   const segments: SharedArrayBuffer[] = [];
   for (let first = 0; first < units; first += SEGMENT_UNITS) {
     const segment = new SharedArrayBuffer(Math.min(SEGMENT_UNITS, units - first) * UNIT_BYTES);
-    adviseHugePages(segment);
+    if (hugePages) adviseHugePages(segment);
     segments.push(segment);
   }
   const memory = { segments, freeMarks: new SharedArrayBuffer(Math.ceil(units / 32) * 4), meta: new SharedArrayBuffer(META_WORDS * 4) };

@@ -121,8 +121,9 @@ const N_CELLS = N_CRAWLER + CRAWLER_CELLS;
 export const CRAWL_ITEMS_PER_ALLOCATION = 16;
 export const CRAWL_BUCKETS_PER_ALLOCATION = 512;
 
-export function createStoreMemory(memoryBytes: number, eviction: EvictionName = "lru", clock = new Clock()): StoreMemory {
-  const arena = createArenaMemory(memoryBytes);
+/** `hugePages`: the arena asks for 2 MiB pages (src/store/huge-pages.ts). */
+export function createStoreMemory(memoryBytes: number, eviction: EvictionName = "lru", clock = new Clock(), hugePages = true): StoreMemory {
+  const arena = createArenaMemory(memoryBytes, hugePages);
   const units = Math.floor(memoryBytes / UNIT_BYTES);
   const numbers = new SharedArrayBuffer(N_CELLS * 8);
   new Float64Array(numbers)[N_NEXT_CAS] = 1;
