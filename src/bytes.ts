@@ -16,3 +16,8 @@ export function copyBytes(src: Uint8Array, srcStart: number, srcEnd: number, dst
   }
   bufferCopy.call(src, dst, dstStart, srcStart, srcEnd);
 }
+
+/** The little-endian 32-bit word at bytes[at, at + 4), as a signed Int32 (`>>> 0` for unsigned). */
+export function readInt32LE(bytes: Uint8Array, at: number): number {
+  return bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24);
+}

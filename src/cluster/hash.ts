@@ -21,7 +21,7 @@
  * - murmur is MurmurHash2 with seed 0xdeadbeef * length, jenkins is lookup3
  *   `hashlittle` with initval 13.
  */
-import { copyBytes } from "../bytes.ts";
+import { copyBytes, readInt32LE } from "../bytes.ts";
 
 export const HASH_NAMES = [
   "one_at_a_time",
@@ -151,17 +151,13 @@ function md5(key: Uint8Array, off: number, len: number): number {
   return md5Word(key, off, len, 0);
 }
 
-function readLE32(key: Uint8Array, i: number): number {
-  return key[i] | (key[i + 1] << 8) | (key[i + 2] << 16) | (key[i + 3] << 24);
-}
-
 function murmur(key: Uint8Array, off: number, len: number): number {
   const m = 0x5bd1e995;
   let h = Math.imul(0xdeadbeef, len) ^ len;
   let i = off;
   let rest = len;
   while (rest >= 4) {
-    let k = Math.imul(readLE32(key, i), m);
+    let k = Math.imul(readInt32LE(key, i), m);
     k ^= k >>> 24;
     k = Math.imul(k, m);
     h = Math.imul(h, m) ^ k;
@@ -234,9 +230,9 @@ function jenkins(key: Uint8Array, off: number, len: number): number {
   let i = off;
   let rest = len;
   while (rest > 12) {
-    a = (a + readLE32(key, i)) | 0;
-    b = (b + readLE32(key, i + 4)) | 0;
-    c = (c + readLE32(key, i + 8)) | 0;
+    a = (a + readInt32LE(key, i)) | 0;
+    b = (b + readInt32LE(key, i + 4)) | 0;
+    c = (c + readInt32LE(key, i + 8)) | 0;
     a = (a - c) | 0; a ^= rot(c, 4); c = (c + b) | 0;
     b = (b - a) | 0; b ^= rot(a, 6); a = (a + c) | 0;
     c = (c - b) | 0; c ^= rot(b, 8); b = (b + a) | 0;

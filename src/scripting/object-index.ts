@@ -11,7 +11,7 @@
  * compacted, which rebuilds it from the live pairs.
  */
 
-import { copyBytes } from "../bytes.ts";
+import { copyBytes, readInt32LE } from "../bytes.ts";
 import { hashKey } from "../store/store.ts";
 
 export const MAGIC = 0x8e;
@@ -33,7 +33,7 @@ function hashBytes(buf: Uint8Array, from: number, to: number): number {
 }
 
 export function readU32(bytes: Uint8Array, at: number): number {
-  return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
+  return readInt32LE(bytes, at) >>> 0;
 }
 
 export function writeU32(out: Uint8Array, at: number, n: number): void {
