@@ -10,6 +10,7 @@ import { applyReload, type Config, ConfigError, helpText, loadConfig } from "./c
 import { type Level, type LogFormat, Logger } from "./log.ts";
 import { restoreAtStart, saveAtStop } from "./memory-file/warm-restart.ts";
 import { LatencyHistograms, type MetricsServer, startMetrics } from "./metrics.ts";
+import { startTrimmingCodePages } from "./code-pages.ts";
 import { CacheServer } from "./server.ts";
 import type { StatsSource } from "./stats.ts";
 import type { Store } from "./store/store.ts";
@@ -114,6 +115,8 @@ async function main(argv: readonly string[]): Promise<void> {
     log.error("cannot listen", { addr: `${config.listen}:${config.port}`, error: (e as Error).message });
     process.exit(1);
   }
+  // After listening: the RSS ceiling each server steers by was taken with startup's code resident.
+  startTrimmingCodePages();
   log.info("listening", {
     addr: `${config.listen}:${serving.port}`,
     memory_mb: config.memoryLimitMb,

@@ -7,28 +7,13 @@
  * (bench/paired.ts, README "Paired runs"): 2 % more 4 KB sets, 4 % more 1 KB sets. Debian's default
  * transparent-huge-page mode is "madvise", which gives huge pages only to memory that asks.
  *
- * Bun has no madvise of its own; bun:ffi calls libc's. Where that is not possible (not glibc
+ * madvise comes from libc (src/madvise.ts). Where that is not possible (not glibc
  * Linux, THP "never") the buffer keeps normal pages and nothing else changes.
  */
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { ptr } from "bun:ffi";
+import { MADV_DONTNEED, MADV_HUGEPAGE, madvise } from "../madvise.ts";
 
 const HUGE_PAGE_BYTES = 2 << 20;
-const MADV_DONTNEED = 4;
-const MADV_HUGEPAGE = 14;
-
-type Madvise = (address: number, length: number, advice: number) => number;
-
-function loadMadvise(): Madvise | null {
-  if (process.platform !== "linux") return null;
-  try {
-    const libc = dlopen("libc.so.6", { madvise: { args: [FFIType.u64, FFIType.u64, FFIType.i32], returns: FFIType.i32 } });
-    return libc.symbols.madvise as Madvise;
-  } catch {
-    return null;
-  }
-}
-
-const madvise = loadMadvise();
 
 /**
  * Advises huge pages for the whole 2 MiB pages inside `buffer` but its first and last (a buffer
