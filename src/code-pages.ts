@@ -24,29 +24,41 @@ const TRIM_INTERVAL_MS = 10_000;
 
 const CODE_MAPPING = /^([0-9a-f]+)-([0-9a-f]+) r-xp [0-9a-f]+ \S+ \d+\s+(.+)$/gm;
 
-/** Drops the executable's resident code pages; returns the bytes of mappings advised (0 where it cannot). */
-export function trimCodePages(): number {
-  if (madvise === null) return 0;
+/** Resident file-backed bytes of this process (RssFile). */
+function residentFileBytes(): number {
+  return Number(/RssFile:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "latin1"))?.[1] ?? 0) * 1024;
+}
+
+/**
+ * Drops the executable's resident code pages. Returns the resident bytes given back, or null where
+ * that cannot be done (no madvise, no code mapping found).
+ */
+export function trimCodePages(): number | null {
+  if (madvise === null) return null;
   let maps: string;
   let executable: string;
   try {
     maps = readFileSync("/proc/self/maps", "latin1");
     executable = readlinkSync("/proc/self/exe");
   } catch {
-    return 0;
+    return null;
   }
-  let advised = 0;
+  const before = residentFileBytes();
+  let advised = false;
   for (const [, start, end, path] of maps.matchAll(CODE_MAPPING)) {
     if (path !== executable) continue;
     const from = parseInt(start, 16);
-    const length = parseInt(end, 16) - from;
-    if (madvise(from, length, MADV_DONTNEED) === 0) advised += length;
+    if (madvise(from, parseInt(end, 16) - from, MADV_DONTNEED) === 0) advised = true;
   }
-  return advised;
+  return advised ? Math.max(0, before - residentFileBytes()) : null;
 }
 
-/** Trims now and every TRIM_INTERVAL_MS; the timer does not keep the process alive. */
-export function startTrimmingCodePages(): void {
-  if (trimCodePages() === 0) return;
-  setInterval(trimCodePages, TRIM_INTERVAL_MS).unref();
+/**
+ * Trims now and every TRIM_INTERVAL_MS (a timer that does not keep the process alive); returns
+ * what the first trim gave back (null: trimming is not possible here).
+ */
+export function startTrimmingCodePages(): number | null {
+  const released = trimCodePages();
+  if (released !== null) setInterval(trimCodePages, TRIM_INTERVAL_MS).unref();
+  return released;
 }

@@ -116,13 +116,14 @@ async function main(argv: readonly string[]): Promise<void> {
     process.exit(1);
   }
   // After listening: the RSS ceiling each server steers by was taken with startup's code resident.
-  startTrimmingCodePages();
+  const codeReleased = startTrimmingCodePages();
   log.info("listening", {
     addr: `${config.listen}:${serving.port}`,
     memory_mb: config.memoryLimitMb,
     threads,
     metrics: metrics ? `${config.listen}:${metrics.port}` : "off",
     config: config.configFile || "none",
+    code_released_mb: codeReleased === null ? "n/a" : (codeReleased / 2 ** 20).toFixed(1),
     version: VERSION,
     commit: COMMIT,
   });

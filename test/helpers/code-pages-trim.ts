@@ -1,6 +1,6 @@
 // Run as its own process: prints, as JSON, the process's resident file pages (RssFile, kB) before
-// and after trimCodePages(), the bytes it advised, and a result computed after the trim (code
-// that ran before must run again from the page cache).
+// and after trimCodePages(), what trimCodePages() says it gave back (bytes), and whether a result
+// computed after the trim is the one computed before (code that ran must run again).
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { trimCodePages } from "../../src/code-pages.ts";
@@ -12,6 +12,6 @@ function rssFileKb(): number {
 const digest = () => createHash("sha256").update(JSON.stringify({ trimmed: [1, 2, 3] })).digest("hex");
 const before = rssFileKb();
 const digestBefore = digest();
-const advised = trimCodePages();
+const released = trimCodePages();
 const after = rssFileKb();
-console.log(JSON.stringify({ before, after, advised, sameDigest: digest() === digestBefore }));
+console.log(JSON.stringify({ before, after, released, sameDigest: digest() === digestBefore }));
