@@ -8,7 +8,8 @@
  * the kernel keeps them in its page cache, and a page the server runs again comes back on its next
  * touch (a minor fault, no disk read). Measured at -m 64 under a 4 KB write flood: code pages
  * 40 -> 30 MB, idle RSS 42 -> 18 MB. That is room under the RSS ceiling the server's collections
- * steer by (src/server.ts), taken back there: the ceiling is 8 MiB lower, collections as frequent.
+ * steer by (src/server.ts), taken back there: the ceiling is 8 MiB lower, and collections still
+ * run less often than before the trim.
  * Refaulting is cheap: a server trimming every second against one never trimming, same ceiling,
  * did 1.020 and 1.029 times its sets (bench/paired.ts), the gain of fewer collections.
  *

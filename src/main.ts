@@ -104,6 +104,8 @@ async function main(argv: readonly string[]): Promise<void> {
       process.exit(1);
     }
   }
+  // Before the servers start: each takes the RSS it starts with as part of its RSS ceiling.
+  const codeReleased = startTrimmingCodePages();
   listening = serving.listen();
   try {
     await listening;
@@ -115,8 +117,6 @@ async function main(argv: readonly string[]): Promise<void> {
     log.error("cannot listen", { addr: `${config.listen}:${config.port}`, error: (e as Error).message });
     process.exit(1);
   }
-  // After listening: the RSS ceiling each server steers by was taken with startup's code resident.
-  const codeReleased = startTrimmingCodePages();
   log.info("listening", {
     addr: `${config.listen}:${serving.port}`,
     memory_mb: config.memoryLimitMb,
