@@ -12,13 +12,12 @@ import type { EvictionName } from "../src/store/policy.ts";
 import { Store, StoreMode } from "../src/store/store.ts";
 import type { Keyspace } from "./hitrate/keyspace.ts";
 import { type CacheUnderTest, replay } from "./hitrate/replay.ts";
-import { buildTrace, findWorkload } from "./hitrate/workloads.ts";
+import { OFFLINE_REPLAY_OPTIONS, offlineTraces } from "./hitrate/offline-options.ts";
 
 const CRAWL_EVERY_SECONDS = 0.1;
 const CRAWL_ITEMS = 1024;
 const CRAWL_BUCKETS = 16384;
 const BATCH = 100;
-const ZIPF_ALPHA = 1.0; // as bench/hitrate.ts, for workloads that do not set their own
 /** Any start time: a TTL counts from the simulated now. */
 const EPOCH_SECONDS = 1_800_000_000;
 
@@ -57,13 +56,8 @@ class InProcessStore implements CacheUnderTest {
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
   options: {
-    workloads: { type: "string", default: "T0,T1,T2" },
+    ...OFFLINE_REPLAY_OPTIONS,
     eviction: { type: "string", default: "gdsf" },
-    "memory-mb": { type: "string", default: "64" },
-    requests: { type: "string", default: "600000" },
-    keys: { type: "string", default: "200000" },
-    rate: { type: "string", default: "25000" },
-    seed: { type: "string", default: "1" },
   },
 });
 const eviction = values.eviction as EvictionName;
@@ -71,8 +65,7 @@ if (eviction !== "lru" && eviction !== "gdsf") throw new Error("--eviction must 
 const memoryMb = Number(values["memory-mb"]);
 console.log(`| workload | ${eviction}, -m ${memoryMb}, in process |`);
 console.log("| --- | ---: |");
-for (const name of values.workloads.split(",")) {
-  const trace = buildTrace(findWorkload(name), { keys: Number(values.keys), requests: Number(values.requests), alpha: ZIPF_ALPHA, seed: Number(values.seed) });
+for (const { name, trace } of offlineTraces(values)) {
   const result = await replay(trace, new InProcessStore(trace.keyspace, memoryMb, eviction), BATCH, Date.now() + 600_000, Number(values.rate));
   console.log(`| ${name} | ${((100 * result.measured.hits) / result.measured.requests).toFixed(2)} % |`);
 }

@@ -13,21 +13,16 @@
 import { parseArgs } from "node:util";
 import { PriorityCache, type PriorityValue } from "./hitrate/priority-model.ts";
 import { replay } from "./hitrate/replay.ts";
-import { buildTrace, findWorkload, type Trace } from "./hitrate/workloads.ts";
+import { OFFLINE_REPLAY_OPTIONS, offlineTraces } from "./hitrate/offline-options.ts";
+import type { Trace } from "./hitrate/workloads.ts";
 
 const BATCH = 100;
-const ZIPF_ALPHA = 1.0; // as bench/hitrate.ts, for workloads that do not set their own
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
   options: {
-    workloads: { type: "string", default: "T0,T1,T2" },
+    ...OFFLINE_REPLAY_OPTIONS,
     horizons: { type: "string", default: "1,2,5,20,100" },
-    "memory-mb": { type: "string", default: "64" },
-    requests: { type: "string", default: "600000" },
-    keys: { type: "string", default: "200000" },
-    rate: { type: "string", default: "25000" },
-    seed: { type: "string", default: "1" },
   },
 });
 const pace = Number(values.rate);
@@ -62,8 +57,7 @@ async function bestHorizon(trace: Trace, value: PriorityValue, rates: Float64Arr
 
 console.log(`| workload | gdsf (hits counted) | gdsf × seconds left | popularity known | popularity known × seconds left |`);
 console.log("| --- | ---: | ---: | ---: | ---: |");
-for (const name of values.workloads.split(",")) {
-  const trace = buildTrace(findWorkload(name), { keys: Number(values.keys), requests: Number(values.requests), alpha: ZIPF_ALPHA, seed: Number(values.seed) });
+for (const { name, trace } of offlineTraces(values)) {
   const rates = requestRates(trace);
   const gdsf = percent(await hitRatio(trace, "gdsf", rates));
   const gdsfTtl = await bestHorizon(trace, "gdsf-ttl", rates);
