@@ -6,11 +6,11 @@
  * With --memory-file the cache is restored before the port opens and saved after a graceful stop.
  * Exit codes: 0 done, 1 cannot start (port taken, ...), 2 bad flags or config file.
  */
+import { startTrimmingCodePages } from "./code-pages.ts";
 import { applyReload, type Config, ConfigError, helpText, loadConfig } from "./config.ts";
 import { type Level, type LogFormat, Logger } from "./log.ts";
 import { restoreAtStart, saveAtStop } from "./memory-file/warm-restart.ts";
 import { LatencyHistograms, type MetricsServer, startMetrics } from "./metrics.ts";
-import { startTrimmingCodePages } from "./code-pages.ts";
 import { CacheServer } from "./server.ts";
 import type { StatsSource } from "./stats.ts";
 import type { Store } from "./store/store.ts";

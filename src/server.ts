@@ -120,7 +120,7 @@ export class CacheServer implements StatsSource {
   private inputSinceCheck = 0;
   private inputSinceGc = 0;
   private inputSinceFullGc = 0;
-  /** See RSS_CEILING_SLACK_BYTES; set once listening. */
+  /** See RSS_CEILING_SLACK_BYTES; set as the server starts. */
   private rssCeiling = 0;
 
   /** Alone (one thread, its own memory) or as `place.thread` of the threads sharing `place.memory`. */

@@ -5,7 +5,7 @@ const servers = new ServerProcesses();
 afterEach(() => servers.killAll());
 
 for (const threads of ["1", "2"]) {
-  test.skipIf(process.platform !== "linux")(`once listening (-t ${threads}) the server gives back the code pages startup ran, and serves`, async () => {
+  test.skipIf(process.platform !== "linux")(`a starting server (-t ${threads}) gives back the code pages startup ran, and serves`, async () => {
     const server = await servers.start(["-m", "16", "-t", threads, "--log-format", "json", "-v"]);
     await server.waitForLog(/"msg":"listening"/);
     const listening = JSON.parse(server.log().split("\n").find((line) => line.includes('"msg":"listening"'))!);
