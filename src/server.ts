@@ -52,8 +52,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Input received between two looks at RSS (reading it costs ~10 µs: /proc). */
 const GC_CHECK_INPUT_BYTES = 1024 * 1024;
 /**
- * The RSS the server steers below is the arena plus this much, or plus what the process held once
- * listening and RSS_WORKING_BYTES more, whichever is larger (the Lua runtime of -e adds about
+ * The RSS the server steers below is the arena plus this much, or plus what the process held as the
+ * server started and RSS_WORKING_BYTES more, whichever is larger (the Lua runtime of -e adds about
  * 16 MiB before any item is stored). Bun's code pages are 17 MiB of an idle server's RSS and about
  * 30 under load, since the program trims them before the servers start (src/code-pages.ts; 36-40
  * MiB untrimmed). 52 MiB instead of the 60 it was before trimming: the hit-ratio peaks
