@@ -78,6 +78,33 @@ describe("store", () => {
     store.checkInvariants();
   });
 
+  test("an eviction hands the evicted item's block to the new item, freeing what it does not need", () => {
+    // 136 items of 480 bytes fill a 64 KiB arena but for 224 bytes: every later set evicts.
+    const store = makeStore(64 * 1024);
+    for (let i = 0; i < 136; i++) expect(set(store, `k${i}`, "v".repeat(400))).toBe(StoreResult.Stored);
+    expect(store.counters.evictions).toBe(0);
+    const unitOf = (key: string): number => store.find(enc.encode(key), 0, key.length);
+    // Smaller than the victim: it takes the victim's place, the rest of the block is free again.
+    const k0 = unitOf("k0");
+    expect(set(store, "small", "s".repeat(300))).toBe(StoreResult.Stored);
+    expect(unitOf("small")).toBe(k0);
+    expect(has(store, "k0")).toBe(false);
+    expect(has(store, "k1")).toBe(true);
+    store.checkInvariants();
+    // The same size: the block is taken whole.
+    const k1 = unitOf("k1");
+    expect(set(store, "k-same", "w".repeat(399))).toBe(StoreResult.Stored);
+    expect(unitOf("k-same")).toBe(k1);
+    store.checkInvariants();
+    // Larger than any one victim: several go, as before.
+    expect(set(store, "large", "L".repeat(1200))).toBe(StoreResult.Stored);
+    expect(store.counters.evictions).toBeGreaterThanOrEqual(4);
+    store.checkInvariants();
+    expect(get(store, "small")).toBe("s".repeat(300));
+    expect(get(store, "k-same")).toBe("w".repeat(399));
+    expect(get(store, "large")).toBe("L".repeat(1200));
+  });
+
   test("an item costs its header, key and value rounded to 32 bytes", () => {
     const store = makeStore();
     set(store, "key", "x".repeat(100)); // 56 + 3 + 100 = 159 -> 160

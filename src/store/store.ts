@@ -769,8 +769,34 @@ export class Store {
         crawled = true;
         if (this.crawlExpired(CRAWL_ITEMS_PER_ALLOCATION, CRAWL_BUCKETS_PER_ALLOCATION) > 0) continue;
       }
-      this.evictTail();
+      const reused = this.evictFor(units);
+      if (reused !== 0) {
+        arena.setWord(reused, F_UNITS, units);
+        arena.setWord(reused, F_MORE, 0);
+        return reused;
+      }
     }
+  }
+
+  /**
+   * Evicts the LRU tail. When its memory is one block of at least `units` units, that block is
+   * returned for the new item (the rest freed), as a slab cache reuses the item it evicts: no trip
+   * through the free lists, whose tags and marks sit in cache lines the set would not touch
+   * otherwise. Else its memory is freed and 0 returned.
+   */
+  private evictFor(units: number): number {
+    const arena = this.arena;
+    const it = this.policy.victim();
+    const had = arena.getWord(it, F_UNITS);
+    if (had < units || arena.getWord(it, F_MORE) !== 0) {
+      this.evictTail();
+      return 0;
+    }
+    this.countEviction(it);
+    this.policy.remove(it);
+    this.forget(it);
+    if (had > units) arena.release(it + units, had - units);
+    return it;
   }
 
   /** Builds an item from several free blocks, largest first, when their total suffices. */
@@ -853,23 +879,34 @@ export class Store {
 
   /** unlink for an item the policy no longer holds. */
   private dropHeldOut(it: number): number {
+    const bytes = this.forget(it);
+    this.freeExtents(it);
+    return bytes;
+  }
+
+  /** Takes an item the policy no longer holds out of the index and the counts; returns its bytes. */
+  private forget(it: number): number {
     const bytes = itemBytes(this.arena, it);
     this.table.remove(it);
     this.cells[N_BYTES_USED] -= bytes;
     this.countExpiring(it, -1);
-    this.freeExtents(it);
     return bytes;
   }
 
   /** Evicts the LRU tail item; returns the bytes it held. */
   private evictTail(): number {
     const it = this.policy.victim();
+    this.countEviction(it);
+    return this.unlink(it);
+  }
+
+  /** Counts the eviction of `it`: a reclaim when it had expired, else an eviction. */
+  private countEviction(it: number): void {
     const exptime = this.arena.getWord(it, F_EXPTIME);
     if (exptime !== 0 && exptime <= this.clock.now) {
       this.counters.reclaimed++;
       if (!wasFetched(this.arena, it)) this.counters.expiredUnfetched++;
     } else this.counters.evictions++;
-    return this.unlink(it);
   }
 
   private freeExtents(it: number): void {
