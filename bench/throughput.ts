@@ -14,7 +14,8 @@
 // rounds) is started fresh, warmed up by the same load for --warmup seconds (default 2, not
 // counted: cacheismo's JIT compiles its hot code in its first 2-3 s under load, 0.4-0.8 s of
 // compiler CPU by perf, where memcached has nothing to warm), driven by memcaslap for --seconds,
-// and stopped. The table keeps each server's BEST round. Per-run checks (server- and
+// and stopped. The table keeps each server's BEST round, and beside it the median of the
+// per-round ratios (the two servers of a round run back to back). Per-run checks (server- and
 // client-side hit ratio, value verification, unexpected replies) are printed so a broken server
 // can't look fast.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -250,6 +251,25 @@ function best(runs: Run[], workload: string, server: string): number | undefined
   return ops.length ? Math.max(...ops) : undefined;
 }
 
+/**
+ * Each round's ratio (the two servers run back to back in it) and their median: the machine's
+ * speed drifts by more than a change is worth between rounds, and the median of ratios taken a few
+ * seconds apart leans less on one lucky round than the ratio of the two bests does.
+ */
+function roundRatios(runs: Run[], workload: string, server: string): string {
+  const ratios: number[] = [];
+  for (const run of runs) {
+    if (run.workload !== workload || run.server !== server || !run.result) continue;
+    const theirs = runs.find((r) => r.workload === workload && r.server === "memcached" && r.round === run.round)?.result;
+    if (theirs) ratios.push(run.result.opsPerSec / theirs.opsPerSec);
+  }
+  if (ratios.length === 0) return "n/a";
+  ratios.sort((a, b) => a - b);
+  const mid = ratios.length >> 1;
+  const median = ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2;
+  return ratios.length === 1 ? median.toFixed(2) : `${median.toFixed(2)} (${ratios[0].toFixed(2)}–${ratios[ratios.length - 1].toFixed(2)})`;
+}
+
 const mib = (bytes: number | undefined): string => (bytes === undefined ? "n/a" : `${(bytes / 2 ** 20).toFixed(1)} MiB`);
 const fmt = (n: number | undefined): string => (n === undefined ? "failed" : n.toLocaleString("en-US"));
 
@@ -257,15 +277,15 @@ const fmt = (n: number | undefined): string => (n === undefined ? "failed" : n.t
 function printReport(runs: Run[], rounds: number, warmup: number, workloads: Workload[]): boolean {
   const floor: boolean = runs.some((r) => r.server === FLOOR);
   console.log(`## Throughput (best of ${rounds} rounds per server, each after a ${warmup} s warm-up not counted)\n`);
-  console.log(`| workload | memcached ops/s | cacheismo ops/s | ratio (ours/memcached) |${floor ? " bun floor ops/s | floor/memcached |" : ""}`);
-  console.log(`| --- | ---: | ---: | ---: |${floor ? " ---: | ---: |" : ""}`);
+  console.log(`| workload | memcached ops/s | cacheismo ops/s | ratio (ours/memcached) | median of round ratios (range) |${floor ? " bun floor ops/s | floor/memcached |" : ""}`);
+  console.log(`| --- | ---: | ---: | ---: | ---: |${floor ? " ---: | ---: |" : ""}`);
   const ratio = (a: number | undefined, b: number | undefined): string => (a !== undefined && b ? (a / b).toFixed(2) : "n/a");
   for (const w of workloads) {
     const theirs: number | undefined = best(runs, w.name, "memcached");
     const ours: number | undefined = best(runs, w.name, "cacheismo");
     const suspect: boolean = runs.some((r) => r.workload === w.name && suspicion(r) !== undefined);
     const floorCells: string = floor ? ` ${fmt(best(runs, w.name, FLOOR))} | ${ratio(best(runs, w.name, FLOOR), theirs)} |` : "";
-    console.log(`| ${w.name} | ${fmt(theirs)} | ${fmt(ours)} | ${ratio(ours, theirs)}${suspect ? " (suspect, see checks)" : ""} |${floorCells}`);
+    console.log(`| ${w.name} | ${fmt(theirs)} | ${fmt(ours)} | ${ratio(ours, theirs)}${suspect ? " (suspect, see checks)" : ""} | ${roundRatios(runs, w.name, "cacheismo")} |${floorCells}`);
   }
 
   console.log("\n## Per-run checks\n");
