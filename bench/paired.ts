@@ -16,8 +16,9 @@
 //   warmed alone, then they take turns under the load for N windows of --seconds each (A B, B A,
 //   A B, ...), only one loaded at a time: the drift reaches both within seconds, the caches and
 //   the core are each one's own while it is measured. Reports each window pair's B/A and the
-//   ratio of the totals. Its noise on this machine: two memcacheds gave 1.007, two copies of one
-//   cacheismo build 1.040 (10 windows of 3 s; single windows 0.86-1.37).
+//   ratio of the totals. Its noise on this machine (the same method by a shell script, 10 windows
+//   of 3 s): two memcacheds gave 1.007, two copies of one cacheismo build 1.040; single window
+//   pairs 0.86-1.37.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
