@@ -33,35 +33,52 @@ function residentFileBytes(): number {
 }
 
 /**
- * Drops the executable's resident code pages. Returns the resident bytes given back, or null where
- * that cannot be done (no madvise, no code mapping found).
+ * The executable's code mappings as [address, length] pairs; empty where /proc cannot be read. They
+ * stay where they are for the life of the process, so they are looked up once.
  */
-export function trimCodePages(): number | null {
-  if (madvise === null) return null;
+function codeMappings(): Array<[number, number]> {
   let maps: string;
   let executable: string;
   try {
     maps = readFileSync("/proc/self/maps", "latin1");
     executable = readlinkSync("/proc/self/exe");
   } catch {
-    return null;
+    return [];
   }
-  const before = residentFileBytes();
-  let advised = false;
+  const mappings: Array<[number, number]> = [];
   for (const [, start, end, path] of maps.matchAll(CODE_MAPPING)) {
     if (path !== executable) continue;
     const from = parseInt(start, 16);
-    if (madvise(from, parseInt(end, 16) - from, MADV_DONTNEED) === 0) advised = true;
+    mappings.push([from, parseInt(end, 16) - from]);
   }
-  return advised ? Math.max(0, before - residentFileBytes()) : null;
+  return mappings;
+}
+
+/** Drops the resident pages of `mappings`; whether any could be advised. */
+function dropPages(mappings: Array<[number, number]>): boolean {
+  let advised = false;
+  for (const [address, length] of mappings) if (madvise!(address, length, MADV_DONTNEED) === 0) advised = true;
+  return advised;
 }
 
 /**
- * Trims now and every TRIM_INTERVAL_MS (a timer that does not keep the process alive); returns
- * what the first trim gave back (null: trimming is not possible here).
+ * Drops the executable's resident code pages. Returns the resident bytes given back, or null where
+ * that cannot be done (no madvise, no code mapping found).
+ */
+export function trimCodePages(mappings = codeMappings()): number | null {
+  if (madvise === null || mappings.length === 0) return null;
+  const before = residentFileBytes();
+  return dropPages(mappings) ? Math.max(0, before - residentFileBytes()) : null;
+}
+
+/**
+ * Trims now and every TRIM_INTERVAL_MS (a timer that does not keep the process alive; the later
+ * trims do not measure what they give back); returns what the first trim gave back (null:
+ * trimming is not possible here).
  */
 export function startTrimmingCodePages(): number | null {
-  const released = trimCodePages();
-  if (released !== null) setInterval(trimCodePages, TRIM_INTERVAL_MS).unref();
+  const mappings = codeMappings();
+  const released = trimCodePages(mappings);
+  if (released !== null) setInterval(() => dropPages(mappings), TRIM_INTERVAL_MS).unref();
   return released;
 }
