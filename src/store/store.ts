@@ -748,20 +748,18 @@ export class Store {
 
   /**
    * Finds memory for an item, evicting from the LRU tail (whatever the victims' sizes) until it
-   * fits: contiguous when a block is free, else spread over several extents. 0 when impossible.
+   * fits: contiguous when a block is free (or the evicted item's own block, see evictFor), else
+   * spread over several extents. 0 when impossible.
    * Before the first eviction, a crawler slice frees the expired items it meets.
    */
   private allocateItem(keyLen: number, valueLen: number): number {
     const units = unitsFor(HEADER_BYTES + keyLen + valueLen);
     const arena = this.arena;
     if (units >= arena.totalUnits) return 0;
-    for (let crawled = false; ; ) {
-      const it = arena.allocate(units);
-      if (it !== 0) {
-        arena.setWord(it, F_UNITS, units);
-        arena.setWord(it, F_MORE, 0);
-        return it;
-      }
+    let it = 0;
+    for (let crawled = false; it === 0; ) {
+      it = arena.allocate(units);
+      if (it !== 0) break;
       const spread = this.allocateSpread(keyLen, valueLen);
       if (spread !== 0) return spread;
       if (this.policy.length === 0) return 0;
@@ -769,13 +767,11 @@ export class Store {
         crawled = true;
         if (this.crawlExpired(CRAWL_ITEMS_PER_ALLOCATION, CRAWL_BUCKETS_PER_ALLOCATION) > 0) continue;
       }
-      const reused = this.evictFor(units);
-      if (reused !== 0) {
-        arena.setWord(reused, F_UNITS, units);
-        arena.setWord(reused, F_MORE, 0);
-        return reused;
-      }
+      it = this.evictFor(units);
     }
+    arena.setWord(it, F_UNITS, units);
+    arena.setWord(it, F_MORE, 0);
+    return it;
   }
 
   /**
