@@ -21,6 +21,8 @@ import { createStoreMemory, Store, type StoreMemory } from "./store/store.ts";
 interface Connection {
   readonly protocol: TextProtocol;
   paused: boolean;
+  /** Waiting in the server's list of replies to write once this turn's data events are parsed. */
+  queued: boolean;
   rejected: boolean;
   closed: boolean;
   /** When bytes last arrived, by the idle sweep's coarse clock (for --idle-timeout). */
@@ -110,6 +112,8 @@ export class CacheServer implements StatsSource {
   readonly router: ClusterRouter | null;
   private listener: TCPSocketListener<Connection> | undefined;
   private readonly sockets = new Set<Socket<Connection>>();
+  /** Connections with replies to write at the end of this event-loop turn (see flushSoon). */
+  private readonly toFlush: Socket<Connection>[] = [];
   private readonly context: ProtocolContext;
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
   private scripting: Scripting | null = null;
@@ -237,7 +241,7 @@ export class CacheServer implements StatsSource {
           if (conn.rejected) return;
           conn.lastActive = server.coarseNowMs;
           conn.protocol.feed(chunk);
-          server.flush(socket, conn);
+          server.flushSoon(socket, conn);
         },
         drain(socket) {
           server.flush(socket, socket.data);
@@ -301,7 +305,7 @@ export class CacheServer implements StatsSource {
     const rejected = Atomics.add(this.openConnections, 0, 1) >= this.config.connLimit;
     if (rejected) Atomics.sub(this.openConnections, 0, 1);
     const protocol = new TextProtocol(this.context);
-    socket.data = { protocol, paused: false, rejected, closed: false, lastActive: Date.now(), inputEnded: false };
+    socket.data = { protocol, paused: false, queued: false, rejected, closed: false, lastActive: Date.now(), inputEnded: false };
     protocol.onWake = () => {
       if (!socket.data.closed) this.flush(socket, socket.data);
     };
@@ -328,6 +332,35 @@ export class CacheServer implements StatsSource {
       protocol.consume(written);
     }
   }
+
+  /**
+   * A data event's replies wait until the event loop has handed over every data event of this
+   * turn, then all go out together (`setImmediate` runs after them): reading every ready socket
+   * before writing to any was 4 % more 4 KB sets a second (paired runs, README). A connection that
+   * is held back, closing or paused is flushed at once, so backpressure acts as before.
+   */
+  private flushSoon(socket: Socket<Connection>, conn: Connection): void {
+    const protocol = conn.protocol;
+    if (protocol.blocked || protocol.closing || conn.paused) {
+      this.flush(socket, conn);
+      return;
+    }
+    if (conn.queued) return;
+    conn.queued = true;
+    this.toFlush.push(socket);
+    if (this.toFlush.length === 1) setImmediate(this.flushQueued);
+  }
+
+  private readonly flushQueued = (): void => {
+    const sockets = this.toFlush;
+    for (let i = 0; i < sockets.length; i++) {
+      const socket = sockets[i];
+      const conn = socket.data;
+      conn.queued = false;
+      if (!conn.closed) this.flush(socket, conn);
+    }
+    sockets.length = 0;
+  };
 
   /** Writes what the socket takes; parses held-back input while output has room. */
   private flush(socket: Socket<Connection>, conn: Connection): void {
