@@ -259,8 +259,7 @@ export class CacheServer implements StatsSource {
           }
         },
         error(socket, error) {
-          server.hooks.log?.("warn", `connection error: ${error.message}`);
-          socket.end();
+          server.connectionError(socket, error);
         },
       },
     });
@@ -357,10 +356,21 @@ export class CacheServer implements StatsSource {
       const socket = sockets[i];
       const conn = socket.data;
       conn.queued = false;
-      if (!conn.closed) this.flush(socket, conn);
+      if (conn.closed) continue;
+      // Outside a socket callback Bun would not route a throw to the error handler: do it here.
+      try {
+        this.flush(socket, conn);
+      } catch (error) {
+        this.connectionError(socket, error);
+      }
     }
     sockets.length = 0;
   };
+
+  private connectionError(socket: Socket<Connection>, error: unknown): void {
+    this.hooks.log?.("warn", `connection error: ${error instanceof Error ? error.message : String(error)}`);
+    socket.end();
+  }
 
   /** Writes what the socket takes; parses held-back input while output has room. */
   private flush(socket: Socket<Connection>, conn: Connection): void {
