@@ -7,6 +7,9 @@
 // so that the kernel's reusePort split of connections between threads evens out.
 // With -t 1 the write-heavy rows pin the server to core 0 and memcaslap to core 1.
 // --only <text>: just the workloads whose name contains <text>.
+// --interleave: the write-heavy rows' servers start once each and take turns under the load in
+// --rounds windows of --seconds (see measureInterleaved), which takes the machine's drift out of
+// their ratio; the table then gives each server's mean over its windows.
 // --floor: also runs bench/lib/floor-server.ts (a Bun server that frames requests and answers
 // without a store) under the same load: what Bun itself costs, beside what cacheismo adds.
 //
@@ -95,6 +98,7 @@ interface Options {
   target: string;
   only: string;
   floor: boolean;
+  interleave: boolean;
 }
 
 function parseOptions(): Options {
@@ -107,6 +111,7 @@ function parseOptions(): Options {
       threads: { type: "string", default: "1" },
       only: { type: "string", default: "" },
       floor: { type: "boolean", default: false },
+      interleave: { type: "boolean", default: false },
       target: { type: "string", default: `bun run src/main.ts -p {port} -m ${MEMORY_MB}` },
     },
   });
@@ -119,7 +124,7 @@ function parseOptions(): Options {
   if (!Number.isInteger(seconds) || seconds < 1) throw new Error("--seconds must be a positive integer");
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error("--rounds must be a positive integer");
   if (!values.target.includes("{port}")) throw new Error('--target must contain "{port}"');
-  return { seconds, rounds, warmup, threads, target: values.target, only: values.only, floor: values.floor };
+  return { seconds, rounds, warmup, threads, target: values.target, only: values.only, floor: values.floor, interleave: values.interleave };
 }
 
 /**
@@ -171,13 +176,34 @@ async function getCounters(port: number): Promise<{ hits: number; misses: number
   return hits === undefined || misses === undefined ? undefined : { hits: Number(hits), misses: Number(misses) };
 }
 
-/**
- * One run on a freshly started server, stopped afterwards. Fresh per run because a
- * memcached whose 64 MB is full from an earlier run answers a new run's stores with
- * "SERVER_ERROR out of memory storing object" and misses (seen with 4 KB values).
- */
-async function measure(workload: Workload, spec: ServerSpec, round: number, options: Options, workDir: string): Promise<Run> {
-  const { seconds, warmup, threads } = options;
+interface Started {
+  spec: ServerSpec;
+  proc: Subprocess;
+  port: number;
+  pinned: boolean;
+  load: MemaslapLoad;
+}
+
+/** Starts a server for `workload` (pinned to core 0 where the workload is) and waits until it answers. */
+async function start(workload: Workload, spec: ServerSpec, options: Options, workDir: string): Promise<Started> {
+  const port: number = freePort();
+  const logPath: string = join(workDir, `${spec.name}.log`);
+  const pinned: boolean = workload.pinned === true && options.threads === 1;
+  const proc: Subprocess = spawnLogged([...(pinned ? ["taskset", "-c", "0"] : []), ...argvFor(spec, port)], logPath, REPO_ROOT);
+  await waitForMemcache(proc, port, logPath, STARTUP_TIMEOUT_MS); // a server that can't start ends the bench
+  const threaded = options.threads > 1 && workload.threadedConnections !== undefined;
+  const load: MemaslapLoad = threaded ? { ...workload, connections: workload.threadedConnections! } : workload;
+  return { spec, proc, port, pinned, load };
+}
+
+/** Drives a started server with the workload's load for `seconds`, not measured. */
+async function warm(server: Started, seconds: number, options: Options, workDir: string): Promise<void> {
+  if (seconds > 0) await runMemaslap(server.port, server.load, seconds, join(workDir, "memaslap.cfg"), options.threads, server.pinned ? 1 : undefined);
+}
+
+/** One measured window on a started server: throughput, hit ratios, peak RSS and CPU per op. */
+async function measureWindow(server: Started, workload: Workload, round: number, options: Options, workDir: string): Promise<Run> {
+  const { spec, proc, port } = server;
   const run: Run = {
     workload: workload.name,
     server: spec.name,
@@ -190,18 +216,10 @@ async function measure(workload: Workload, spec: ServerSpec, round: number, opti
     expectHits: workload.expectHits,
   };
   process.stderr.write(`  round ${round} ${spec.name} ... `);
-  const port: number = freePort();
-  const logPath: string = join(workDir, `${spec.name}.log`);
-  const pinned: boolean = workload.pinned === true && threads === 1;
-  const proc: Subprocess = spawnLogged([...(pinned ? ["taskset", "-c", "0"] : []), ...argvFor(spec, port)], logPath, REPO_ROOT);
-  await waitForMemcache(proc, port, logPath, STARTUP_TIMEOUT_MS); // a server that can't start ends the bench
   try {
-    const load: MemaslapLoad = threads > 1 && workload.threadedConnections !== undefined ? { ...workload, connections: workload.threadedConnections } : workload;
-    const config = join(workDir, "memaslap.cfg");
-    if (warmup > 0) await runMemaslap(port, load, warmup, config, threads, pinned ? 1 : undefined);
     const before = await getCounters(port);
     const cpuBefore = cpuTicks(proc.pid);
-    run.result = await runMemaslap(port, load, seconds, config, threads, pinned ? 1 : undefined);
+    run.result = await runMemaslap(port, server.load, options.seconds, join(workDir, "memaslap.cfg"), options.threads, server.pinned ? 1 : undefined);
     run.peakRssBytes = peakRss(proc.pid);
     const cpuAfter = cpuTicks(proc.pid);
     run.cpuPerOp = cpuMicrosPerOp(cpuBefore, cpuAfter, run.result.ops);
@@ -215,10 +233,47 @@ async function measure(workload: Workload, spec: ServerSpec, round: number, opti
   } catch (error) {
     run.error = error instanceof Error ? error.message : String(error);
     process.stderr.write(`FAILED\n`);
-  } finally {
-    await stop(proc);
   }
   return run;
+}
+
+/**
+ * One run on a freshly started server, stopped afterwards. Fresh per run because a
+ * memcached whose 64 MB is full from an earlier run answers a new run's stores with
+ * "SERVER_ERROR out of memory storing object" and misses (seen with 4 KB values).
+ */
+async function measure(workload: Workload, spec: ServerSpec, round: number, options: Options, workDir: string): Promise<Run> {
+  const server = await start(workload, spec, options, workDir);
+  try {
+    await warm(server, options.warmup, options, workDir);
+    return await measureWindow(server, workload, round, options, workDir);
+  } finally {
+    await stop(server.proc);
+  }
+}
+
+/**
+ * --interleave: the servers start once and are warmed one at a time, then take turns under the
+ * load in `rounds` windows (the order reversed every other window), one loaded at a time. The
+ * machine's speed drifts by ±20 % from one minute to the next, and a fresh server per round
+ * measured one after the other takes that drift into its ratio; windows of a few seconds
+ * alternating between warm servers spread it over both alike. Only for workloads that evict
+ * (their servers may fill up between windows).
+ */
+async function measureInterleaved(workload: Workload, servers: ServerSpec[], options: Options, workDir: string): Promise<Run[]> {
+  const started: Started[] = [];
+  const runs: Run[] = [];
+  try {
+    for (const spec of servers) started.push(await start(workload, spec, options, workDir));
+    for (const server of started) await warm(server, options.warmup, options, workDir);
+    for (let round = 1; round <= options.rounds; round++) {
+      const order: Started[] = round % 2 === 1 ? started : [...started].reverse();
+      for (const server of order) runs.push(await measureWindow(server, workload, round, options, workDir));
+    }
+  } finally {
+    for (const server of started) await stop(server.proc);
+  }
+  return runs;
 }
 
 /** VmHWM of a process, from /proc (undefined where there is none). */
@@ -246,10 +301,15 @@ function suspicion(run: Run): string | undefined {
   return problems.length ? problems.join("; ") : undefined;
 }
 
-function best(runs: Run[], workload: string, server: string): number | undefined {
+/** A server's rate on a workload: its best round, or with --interleave the mean of its windows. */
+function rate(runs: Run[], workload: string, server: string, interleaved: boolean): number | undefined {
   const ops: number[] = runs.filter((r) => r.workload === workload && r.server === server && r.result).map((r) => r.result!.opsPerSec);
-  return ops.length ? Math.max(...ops) : undefined;
+  if (ops.length === 0) return undefined;
+  return interleaved ? Math.round(ops.reduce((sum, n) => sum + n, 0) / ops.length) : Math.max(...ops);
 }
+
+/** Whether --interleave applies to a workload: only where eviction is the point. */
+const interleaves = (workload: Workload, options: Options): boolean => options.interleave && !workload.expectHits;
 
 /**
  * Each round's ratio (the two servers run back to back in it) and their median: the machine's
@@ -274,17 +334,23 @@ const mib = (bytes: number | undefined): string => (bytes === undefined ? "n/a" 
 const fmt = (n: number | undefined): string => (n === undefined ? "failed" : n.toLocaleString("en-US"));
 
 /** Prints the tables; returns whether every run looked sound. */
-function printReport(runs: Run[], rounds: number, warmup: number, workloads: Workload[]): boolean {
+function printReport(runs: Run[], options: Options, workloads: Workload[]): boolean {
+  const { rounds, warmup } = options;
   const floor: boolean = runs.some((r) => r.server === FLOOR);
   console.log(`## Throughput (best of ${rounds} rounds per server, each after a ${warmup} s warm-up not counted)\n`);
+  if (workloads.some((w) => interleaves(w, options))) {
+    console.log(`Write-heavy rows interleaved (--interleave): each server started once and warmed for ${warmup} s, then the servers took turns in ${rounds} windows of ${options.seconds} s; ops/s are the means of the windows, "round" ratios per window.\n`);
+  }
   console.log(`| workload | memcached ops/s | cacheismo ops/s | ratio (ours/memcached) | median of round ratios (range) |${floor ? " bun floor ops/s | floor/memcached |" : ""}`);
   console.log(`| --- | ---: | ---: | ---: | ---: |${floor ? " ---: | ---: |" : ""}`);
   const ratio = (a: number | undefined, b: number | undefined): string => (a !== undefined && b ? (a / b).toFixed(2) : "n/a");
   for (const w of workloads) {
-    const theirs: number | undefined = best(runs, w.name, "memcached");
-    const ours: number | undefined = best(runs, w.name, "cacheismo");
+    const interleaved: boolean = interleaves(w, options);
+    const theirs: number | undefined = rate(runs, w.name, "memcached", interleaved);
+    const ours: number | undefined = rate(runs, w.name, "cacheismo", interleaved);
     const suspect: boolean = runs.some((r) => r.workload === w.name && suspicion(r) !== undefined);
-    const floorCells: string = floor ? ` ${fmt(best(runs, w.name, FLOOR))} | ${ratio(best(runs, w.name, FLOOR), theirs)} |` : "";
+    const floorRate: number | undefined = rate(runs, w.name, FLOOR, interleaved);
+    const floorCells: string = floor ? ` ${fmt(floorRate)} | ${ratio(floorRate, theirs)} |` : "";
     console.log(`| ${w.name} | ${fmt(theirs)} | ${fmt(ours)} | ${ratio(ours, theirs)}${suspect ? " (suspect, see checks)" : ""} | ${roundRatios(runs, w.name, "cacheismo")} |${floorCells}`);
   }
 
@@ -317,13 +383,17 @@ async function main(): Promise<void> {
     const workloads: Workload[] = WORKLOADS.filter((w) => w.name.includes(options.only));
     for (const workload of workloads) {
       process.stderr.write(`${workload.name}\n`);
+      if (interleaves(workload, options)) {
+        runs.push(...(await measureInterleaved(workload, servers, options, workDir)));
+        continue;
+      }
       for (let round = 1; round <= options.rounds; round++) {
         // Alternate who goes first so slow drift (thermal, noisy neighbours) hits both alike.
         const order: ServerSpec[] = round % 2 === 1 ? servers : [...servers].reverse();
         for (const spec of order) runs.push(await measure(workload, spec, round, options, workDir));
       }
     }
-    clean = printReport(runs, options.rounds, options.warmup, workloads);
+    clean = printReport(runs, options, workloads);
   } finally {
     await killAll();
     if (clean) rmSync(workDir, { recursive: true, force: true });
