@@ -1,15 +1,15 @@
 // Throughput of cacheismo vs Debian's memcached under the same memcaslap load.
 //
-//   bun run bench/throughput.ts [--seconds N] [--rounds N] [--warmup N] [--threads N] [--only <text>] [--target "<command with {port}>"]
+//   bun run bench/throughput.ts [--seconds N] [--rounds N] [--warmup N] [--threads N] [--only <text>] [--floor] [--interleave N] [--target "<command with {port}>"]
 //
 // --threads N (default 1): memcached -t N, cacheismo -t N and N memcaslap threads, unpinned; the
 // 32 B and multiget rows then use 64 connections (the multi-core issue's `memcaslap -T 2 -c 64`),
 // so that the kernel's reusePort split of connections between threads evens out.
 // With -t 1 the write-heavy rows pin the server to core 0 and memcaslap to core 1.
 // --only <text>: just the workloads whose name contains <text>.
-// --interleave: the write-heavy rows' servers start once each and take turns under the load in
-// --rounds windows of --seconds (see measureInterleaved), which takes the machine's drift out of
-// their ratio; the table then gives each server's mean over its windows.
+// --interleave N: the write-heavy rows' servers start once each and take turns under the load in
+// N windows of --seconds (see measureInterleaved), which takes the machine's drift out of their
+// ratio; the table then gives each server's mean over its windows.
 // --floor: also runs bench/lib/floor-server.ts (a Bun server that frames requests and answers
 // without a store) under the same load: what Bun itself costs, beside what cacheismo adds.
 //
@@ -98,7 +98,8 @@ interface Options {
   target: string;
   only: string;
   floor: boolean;
-  interleave: boolean;
+  /** Windows per server of the interleaved write-heavy rows; 0: those rows run in rounds too. */
+  interleave: number;
 }
 
 function parseOptions(): Options {
@@ -111,7 +112,7 @@ function parseOptions(): Options {
       threads: { type: "string", default: "1" },
       only: { type: "string", default: "" },
       floor: { type: "boolean", default: false },
-      interleave: { type: "boolean", default: false },
+      interleave: { type: "string", default: "0" },
       target: { type: "string", default: `bun run src/main.ts -p {port} -m ${MEMORY_MB}` },
     },
   });
@@ -123,8 +124,10 @@ function parseOptions(): Options {
   if (!Number.isInteger(threads) || threads < 1) throw new Error("--threads must be a positive integer");
   if (!Number.isInteger(seconds) || seconds < 1) throw new Error("--seconds must be a positive integer");
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error("--rounds must be a positive integer");
+  const interleave: number = Number(values.interleave);
+  if (!Number.isInteger(interleave) || interleave < 0) throw new Error("--interleave must be a whole number of windows");
   if (!values.target.includes("{port}")) throw new Error('--target must contain "{port}"');
-  return { seconds, rounds, warmup, threads, target: values.target, only: values.only, floor: values.floor, interleave: values.interleave };
+  return { seconds, rounds, warmup, threads, target: values.target, only: values.only, floor: values.floor, interleave };
 }
 
 /**
@@ -254,7 +257,7 @@ async function measure(workload: Workload, spec: ServerSpec, round: number, opti
 
 /**
  * --interleave: the servers start once and are warmed one at a time, then take turns under the
- * load in `rounds` windows (the order reversed every other window), one loaded at a time. The
+ * load in --interleave windows (the order reversed every other window), one loaded at a time. The
  * machine's speed drifts by ±20 % from one minute to the next, and a fresh server per round
  * measured one after the other takes that drift into its ratio; windows of a few seconds
  * alternating between warm servers spread it over both alike. Only for workloads that evict
@@ -266,7 +269,7 @@ async function measureInterleaved(workload: Workload, servers: ServerSpec[], opt
   try {
     for (const spec of servers) started.push(await start(workload, spec, options, workDir));
     for (const server of started) await warm(server, options.warmup, options, workDir);
-    for (let round = 1; round <= options.rounds; round++) {
+    for (let round = 1; round <= options.interleave; round++) {
       const order: Started[] = round % 2 === 1 ? started : [...started].reverse();
       for (const server of order) runs.push(await measureWindow(server, workload, round, options, workDir));
     }
@@ -309,7 +312,7 @@ function rate(runs: Run[], workload: string, server: string, interleaved: boolea
 }
 
 /** Whether --interleave applies to a workload: only where eviction is the point. */
-const interleaves = (workload: Workload, options: Options): boolean => options.interleave && !workload.expectHits;
+const interleaves = (workload: Workload, options: Options): boolean => options.interleave > 0 && !workload.expectHits;
 
 /**
  * Each round's ratio (the two servers run back to back in it) and their median: the machine's
@@ -339,7 +342,7 @@ function printReport(runs: Run[], options: Options, workloads: Workload[]): bool
   const floor: boolean = runs.some((r) => r.server === FLOOR);
   console.log(`## Throughput (best of ${rounds} rounds per server, each after a ${warmup} s warm-up not counted)\n`);
   if (workloads.some((w) => interleaves(w, options))) {
-    console.log(`Write-heavy rows interleaved (--interleave): each server started once and warmed for ${warmup} s, then the servers took turns in ${rounds} windows of ${options.seconds} s; ops/s are the means of the windows, "round" ratios per window.\n`);
+    console.log(`Write-heavy rows interleaved (--interleave): each server started once and warmed for ${warmup} s, then the servers took turns in ${options.interleave} windows of ${options.seconds} s; ops/s are the means of the windows, "round" ratios per window.\n`);
   }
   console.log(`| workload | memcached ops/s | cacheismo ops/s | ratio (ours/memcached) | median of round ratios (range) |${floor ? " bun floor ops/s | floor/memcached |" : ""}`);
   console.log(`| --- | ---: | ---: | ---: | ---: |${floor ? " ---: | ---: |" : ""}`);
